@@ -1,0 +1,1 @@
+"""fer-edge conversion: pruning, QAT, PTQ and TFLite export (needs the train extra)."""

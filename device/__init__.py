@@ -1,0 +1,1 @@
+"""fer-edge device runtime: never imports TensorFlow."""

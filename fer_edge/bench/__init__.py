@@ -1,0 +1,1 @@
+"""fer-edge bench: accuracy, latency and size of TFLite models."""

@@ -1,0 +1,151 @@
+"""The one place that chooses a TFLite interpreter.
+
+Order: ``ai_edge_litert`` (LiteRT, current), then ``tflite_runtime`` (frozen at 2.14, needs
+numpy<2), then ``tf.lite`` (full TensorFlow). Speed differs a lot between them (int8 can be
+slower than float on tflite-runtime), so the chosen runtime and its version are reported with
+every number.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fer_edge.errors import FerEdgeError
+
+RUNTIMES: tuple[str, ...] = ("litert", "tflite_runtime", "tf")
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIMES)
+#: Environment variable that overrides ``auto`` (useful where a runtime is known to crash).
+RUNTIME_ENV = "FER_EDGE_RUNTIME"
+EDGETPU_LIBRARY = "libedgetpu.so.1"
+
+_INSTALL_HINTS = {
+    "litert": "pip install ai-edge-litert",
+    "tflite_runtime": "pip install tflite-runtime 'numpy<2'",
+    "tf": "pip install 'fer-edge[train]'",
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A loaded TFLite runtime.
+
+    Attributes:
+        name: one of :data:`RUNTIMES`.
+        version: the installed package version.
+        interpreter_class: the runtime's ``Interpreter`` class.
+        load_delegate: the runtime's ``load_delegate`` function.
+    """
+
+    name: str
+    version: str
+    interpreter_class: type
+    load_delegate: Callable[..., Any]
+
+    def interpreter(
+        self,
+        model_path: str | None = None,
+        model_content: bytes | None = None,
+        threads: int | None = None,
+        delegate: str | None = None,
+    ) -> Any:
+        """Create an interpreter with tensors allocated.
+
+        Args:
+            model_path: a ``.tflite`` file (or pass ``model_content``).
+            model_content: the model bytes.
+            threads: CPU threads (``None``: the runtime's default).
+            delegate: ``"edgetpu"`` to run on a Coral Edge TPU, or ``None``.
+
+        Raises:
+            FerEdgeError: the delegate cannot be loaded or the model is not a TFLite model.
+        """
+        delegates = [self._edgetpu()] if delegate == "edgetpu" else None
+        if delegate not in (None, "edgetpu"):
+            raise FerEdgeError(f"--delegate: unknown delegate {delegate!r} (known: edgetpu)")
+        try:
+            interp = self.interpreter_class(
+                model_path=model_path,
+                model_content=model_content,
+                num_threads=threads,
+                experimental_delegates=delegates,
+            )
+            interp.allocate_tensors()
+        except ValueError as exc:
+            where = model_path or "model"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FerEdgeError(f"{where}: not a usable TFLite model ({first})") from None
+        return interp
+
+    def _edgetpu(self) -> Any:
+        try:
+            return self.load_delegate(EDGETPU_LIBRARY)
+        except (ValueError, OSError) as exc:
+            raise FerEdgeError(
+                f"--delegate edgetpu: cannot load {EDGETPU_LIBRARY} ({exc}); install the Edge TPU "
+                "runtime (apt-get install libedgetpu1-std) and plug in the Coral device"
+            ) from None
+
+    def describe(self) -> str:
+        """Return e.g. ``litert 2.3.0``."""
+        return f"{self.name} {self.version}"
+
+
+def _import(name: str) -> Runtime:
+    if name == "litert":
+        module = importlib.import_module("ai_edge_litert.interpreter")
+        return Runtime(
+            name,
+            importlib.metadata.version("ai-edge-litert"),
+            module.Interpreter,
+            module.load_delegate,
+        )
+    if name == "tflite_runtime":
+        module = importlib.import_module("tflite_runtime.interpreter")
+        return Runtime(
+            name,
+            importlib.metadata.version("tflite-runtime"),
+            module.Interpreter,
+            module.load_delegate,
+        )
+    if name == "tf":
+        tf = importlib.import_module("tensorflow")
+        return Runtime(
+            name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
+        )
+    raise FerEdgeError(
+        f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
+    )
+
+
+def load_runtime(name: str = "auto") -> Runtime:
+    """Load a TFLite runtime by name, or the first that imports for ``"auto"``.
+
+    ``auto`` honours the ``FER_EDGE_RUNTIME`` environment variable when it is set.
+
+    Raises:
+        FerEdgeError: the named runtime (or, for ``auto``, every runtime) fails to import; the
+            message says how to install one.
+    """
+    if name == "auto":
+        name = os.environ.get(RUNTIME_ENV, "auto") or "auto"
+    order = RUNTIMES if name == "auto" else (name,)
+    if name not in RUNTIME_CHOICES:
+        raise FerEdgeError(
+            f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
+        )
+    failures = []
+    for candidate in order:
+        try:
+            return _import(candidate)
+        # A runtime built against numpy 1 raises more than ImportError under numpy 2.
+        except Exception as exc:  # noqa: BLE001
+            failures.append(
+                f"{candidate}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+    hints = "; or ".join(_INSTALL_HINTS[c] for c in order)
+    raise FerEdgeError(f"no usable TFLite runtime ({' | '.join(failures)}); install one: {hints}")

@@ -1,0 +1,84 @@
+"""Shared fixtures: generated datasets, tiny real TFLite models, the shared FER2013 path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FER2013 = SHARED / "data" / "fer2013"
+YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+
+
+@pytest.fixture(scope="session")
+def fer2013_root() -> Path:
+    if not (FER2013 / "train").is_dir():
+        pytest.skip("../shared/data/fer2013 not present")
+    return FER2013
+
+
+@pytest.fixture(scope="session")
+def yunet_model() -> Path:
+    if not YUNET.is_file():
+        pytest.skip("../shared/models YuNet file not present")
+    return YUNET
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A generated 7-class folder dataset: 24 train and 8 val images per class."""
+    from fer_edge.synthetic import write_folder_dataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    return write_folder_dataset(root, {"train": 24, "val": 8})
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
+    """A tiny real Keras CNN exported as float32 and full-int8 TFLite, with metadata.
+
+    Built directly with the TFLite converter so core tests do not depend on fer_edge.convert.
+    """
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from fer_edge.labels import FER2013_CLASSES
+    from fer_edge.modelmeta import ModelMeta, embed_in_tflite
+    from fer_edge.preprocess import normalize
+    from fer_edge.synthetic import synthetic_images
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(7, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    images, _ = synthetic_images(4)
+    calib = normalize(images)
+
+    def representative():
+        for sample in calib:
+            yield [sample[np.newaxis]]
+
+    out = tmp_path_factory.mktemp("tflite")
+    meta = ModelMeta(FER2013_CLASSES, name="tiny")
+    paths = {}
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    paths["float"] = out / "tiny_float.tflite"
+    paths["float"].write_bytes(embed_in_tflite(converter.convert(), meta))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    paths["int8"] = out / "tiny_int8.tflite"
+    paths["int8"].write_bytes(embed_in_tflite(converter.convert(), meta))
+    return paths

@@ -1,0 +1,1 @@
+"""fer-edge training (needs the train extra: TensorFlow, tf-keras)."""
