@@ -83,10 +83,10 @@ class FaceClassifier:
             raise FerEdgeError(f"{self.path}: expected one input and one output tensor")
         spec = self.meta.input
         expected = (1, spec.height, spec.width, spec.channels)
-        if tuple(inputs[0]["shape"]) != expected:
+        shape = tuple(int(v) for v in inputs[0]["shape"])  # plain ints print without np.int32
+        if shape != expected:
             raise FerEdgeError(
-                f"{self.path}: input shape {tuple(inputs[0]['shape'])} does not match its "
-                f"metadata {expected}"
+                f"{self.path}: input shape {shape} does not match its metadata {expected}"
             )
         if int(np.prod(outputs[0]["shape"])) != len(self.meta.labels):
             raise FerEdgeError(

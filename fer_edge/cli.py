@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("fer_edge.convert.cli", "convert_cmd", "Prune, quantise and export to TFLite."),
     "run": ("fer_edge.device.cli", "run_cmd", "Detect and classify faces from a camera or file."),
     "bench": ("fer_edge.bench.cli", "bench_cmd", "Benchmark accuracy, latency and size."),
+    "service": (
+        "fer_edge.device.service",
+        "service_cmd",
+        "Write a systemd unit that starts 'fer-edge run' at boot.",
+    ),
 }
 
 
@@ -61,7 +66,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fer-edge")
 def main() -> None:
-    r"""fer-edge: facial-expression recognition from workstation to Raspberry Pi and Edge TPU.
+    """fer-edge: facial-expression recognition from workstation to Raspberry Pi and Edge TPU.
 
     \b
     Typical flow:

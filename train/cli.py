@@ -1,15 +1,176 @@
-"""Click commands for training (stub until the train issue lands)."""
+"""Click commands ``fer-edge train`` and ``fer-edge eval`` (TensorFlow is imported lazily)."""
+
+from __future__ import annotations
+
+import json
+import sys
 
 import click
 
+from fer_edge.errors import FerEdgeError
+
+
+def _parse_model_options(values: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise FerEdgeError(f"--model-option: expected KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def _list_models() -> None:
+    from fer_edge.train.models import REGISTRY, build_model, count_macs
+
+    click.echo(f"{'model':<16}{'params':>12}{'MACs':>10}  description")
+    for name, family in REGISTRY.items():
+        model = build_model(name, (48, 48, family.channels), 7)
+        macs = count_macs(model) / 1e6
+        click.echo(f"{name:<16}{model.count_params():>12,}{macs:>9.1f}M  {family.summary}")
+
 
 @click.command("train")
-def train_cmd() -> None:
-    """Train a model (not implemented yet)."""
-    raise click.ClickException("fer-edge train: not implemented yet")
+@click.option(
+    "--data", "data", type=click.Path(), help="Dataset folder (train/val/test) or FER2013 CSV."
+)
+@click.option(
+    "--model", "model", default="edge", show_default=True, help="Registry model; see --list-models."
+)
+@click.option("--out", "out", type=click.Path(), help="Run folder, e.g. runs/edge.")
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--lr", "learning_rate", type=float, default=2e-3, show_default=True, help="Peak Adam LR."
+)
+@click.option(
+    "--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Early-stopping patience on selection accuracy (0: off).",
+)
+@click.option(
+    "--classes", default=None, help="Class subset, e.g. happy,sad,surprise,neutral or fer4."
+)
+@click.option(
+    "--select-fraction",
+    type=click.FloatRange(0.01, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Share of train held out to pick the best epoch (val is never used to tune).",
+)
+@click.option("--eval-split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option(
+    "--class-weight",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
+)
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
+@click.option(
+    "--erase",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Random-erasing probability.",
+)
+@click.option(
+    "--mixup",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Mixup Beta(alpha, alpha); 0 off.",
+)
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Builder option, e.g. width=0.75 (repeatable).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(),
+    default=None,
+    help="Local ImageNet weights file for vgg16/resnet50/efficientnetb0.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--list-models", is_flag=True, help="List the registry with params and MACs.")
+def train_cmd(
+    list_models: bool,
+    resume: bool,
+    no_augment: bool,
+    erase: float,
+    mixup: float,
+    model_option: tuple[str, ...],
+    **kwargs: object,
+) -> None:
+    """Train a model and write model.keras, metrics.json, history.json and plots to --out.
+
+    \b
+    Example:
+      fer-edge train --data ../shared/data/fer2013 --model edge --epochs 60 --out runs/edge
+    Ctrl-C keeps the last finished epoch; continue with --resume.
+    """
+    if list_models:
+        _list_models()
+        return
+    from fer_edge.train.pipeline import NO_AUGMENT, AugmentOptions
+    from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
+
+    if not kwargs["out"]:
+        raise FerEdgeError("--out is required (the run folder, e.g. runs/edge)")
+    if resume:
+        options = load_options_for_resume(str(kwargs["out"]))
+    else:
+        if not kwargs["data"]:
+            raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
+        augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)
+        options = TrainOptions(
+            augment=augment, model_options=_parse_model_options(model_option), **kwargs
+        )  # type: ignore[arg-type]
+    result = train(options, resume=resume)
+    line = f"{options.model}: best epoch {result.best_epoch}/{result.epochs_run}, "
+    line += f"{result.params:,} params, {result.macs / 1e6:.1f} M MACs, "
+    line += f"{result.wall_time_s / 60:.1f} min"
+    if result.metrics:
+        line += f"; {options.eval_split} accuracy {result.metrics.accuracy:.2%}, "
+        line += f"macro F1 {result.metrics.macro_f1:.3f}"
+    click.echo(line)
+    click.echo(f"wrote {result.out}/ (model.keras, metrics.json, history.json, *.png)")
 
 
 @click.command("eval")
-def eval_cmd() -> None:
-    """Evaluate a model (not implemented yet)."""
-    raise click.ClickException("fer-edge eval: not implemented yet")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.option("--data", required=True, type=click.Path(), help="Dataset folder or FER2013 CSV.")
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True
+)
+@click.option(
+    "--json", "json_out", type=click.Path(), default=None, help="Also write the metrics as JSON."
+)
+def eval_cmd(model_path: str, data: str, split: str, json_out: str | None) -> None:
+    """Evaluate a saved model (.keras or .tflite) on a dataset split.
+
+    Prints accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
+    """
+    from fer_edge.train.evaluate import evaluate_model, format_metrics
+
+    metrics = evaluate_model(model_path, data, split)
+    click.echo(format_metrics(metrics, title=f"{model_path} on {split}"))
+    if json_out:
+        from fer_edge.atomic import write_json
+
+        write_json(json_out, metrics.to_dict())
+    if not sys.stdout.isatty():
+        sys.stdout.flush()

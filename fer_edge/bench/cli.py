@@ -1,9 +1,167 @@
-"""Click command for bench (stub until its issue lands)."""
+"""``fer-edge bench``: a thin click command over :func:`fer_edge.bench.runner.bench`.
+
+Never imports TensorFlow (unless ``--runtime tf`` asks for it): it runs on a Pi with only the
+device extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
+from fer_edge.errors import FerEdgeError
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _config(options: dict[str, Any]) -> Any:
+    """Build the benchmark config: defaults, then ``--config``, then explicit flags."""
+    from fer_edge.bench.config import BenchConfig, load_config, parse_int_list, parse_name_list
+
+    config = load_config(options["config"]) if options["config"] else BenchConfig()
+    overrides: dict[str, Any] = {}
+    if options["threads"]:
+        overrides["threads"] = parse_int_list(options["threads"], "--threads")
+    if options["runtime"]:
+        overrides["runtimes"] = parse_name_list(options["runtime"])
+        if not overrides["runtimes"]:
+            raise FerEdgeError("--runtime: empty runtime list")
+    for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
+        if options[key] is not None:
+            overrides[key] = options[key]
+    try:
+        return dataclasses.replace(config, **overrides)
+    except FerEdgeError as exc:
+        raise FerEdgeError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+
 
 @click.command("bench")
-def bench_cmd() -> None:
-    """Bench (not implemented yet)."""
-    raise click.ClickException("fer-edge bench: not implemented yet")
+@click.argument("models", nargs=-1, type=click.Path())
+@click.option("--data", type=click.Path(), help="Dataset folder or FER2013 CSV to score on.")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default="val",
+    show_default=True,
+    help="Split of --data to score.",
+)
+@click.option("--threads", help="Comma list of interpreter thread counts, e.g. 1,2.")
+@click.option(
+    "--runtime",
+    help="auto, litert, tflite_runtime or tf; a comma list compares them side by side.",
+)
+@click.option("--baseline", type=click.Path(), help="Float model to compare with, where no card.")
+@click.option("--config", type=click.Path(), help="Benchmark config JSON (see benchmarks/).")
+@click.option("--warmup", type=int, help="Untimed calls per model before timing.")
+@click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
+@click.option("--limit", type=int, help="Score a seeded sample of at most N images.")
+@click.option("--crop-size", type=int, help="End-to-end input crop size in pixels (0: 48 gray).")
+@click.option("--min-accuracy", type=float, help="Fail if any model scores below this (0-1).")
+@click.option(
+    "--min-agreement", type=float, help="Fail if a model agrees with its float parent less."
+)
+@click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run on a Coral Edge TPU.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
+@click.option("--markdown", type=click.Path(), help="Write the report as Markdown.")
+@click.option("--plot", type=click.Path(), help="Write an accuracy vs latency PNG.")
+@click.option(
+    "--pipeline", is_flag=True, help="Bench the full run loop on --source instead of models."
+)
+@click.option("--source", help="With --pipeline: a video file (or camera index) to run on.")
+@click.option("--model", "pipeline_model", type=click.Path(), help="With --pipeline: the model.")
+@click.option("--detector", help="With --pipeline: haar or yunet (as for fer-edge run).")
+@click.option("--detector-model", type=click.Path(), help="With --pipeline: the YuNet .onnx.")
+@click.option("--max-frames", type=int, help="With --pipeline: stop after N frames.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
+)
+def bench_cmd(**options: Any) -> None:
+    """Benchmark size, accuracy, agreement and latency of TFLite MODELS.
+
+    \b
+    Every .tflite (or every file in a folder; default: the bundled models) is timed per
+    runtime and thread count, invoke-only and end-to-end per face, and, with --data, scored
+    on a split. int8 models are paired with their float parent through the model cards
+    (or --baseline) and reported as ratios measured in the same run.
+
+    \b
+    Examples:
+      fer-edge bench models/edge/ --data data/fer2013 --threads 1,2 --markdown bench.md
+      fer-edge bench a_int8.tflite --baseline a_float.tflite --runtime litert,tf
+      fer-edge bench --pipeline --model m.tflite --source clip.mp4
+    """
+    progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
+    if options["pipeline"]:
+        _pipeline(options)
+        return
+    for flag in ("source", "pipeline_model", "detector", "detector_model", "max_frames"):
+        if options[flag] is not None:
+            name = "--model" if flag == "pipeline_model" else f"--{flag.replace('_', '-')}"
+            raise FerEdgeError(f"{name} only applies with --pipeline")
+
+    from fer_edge.bench.report import format_table, write_markdown, write_plot, write_report_json
+    from fer_edge.bench.runner import BenchOptions, bench
+
+    report = bench(
+        BenchOptions(
+            models=tuple(Path(m) for m in options["models"]),
+            data=_path(options["data"]),
+            split=options["split"],
+            baseline=_path(options["baseline"]),
+            config=_config(options),
+            delegate=options["delegate"],
+            progress=progress,
+        )
+    )
+    # Files first: a closed stdout (``| head``) must not lose the report.
+    written = []
+    if options["json_path"]:
+        written.append(f"JSON written to {write_report_json(report, options['json_path'])}")
+    if options["markdown"]:
+        written.append(f"Markdown written to {write_markdown(report, options['markdown'])}")
+    if options["plot"]:
+        written.append(write_plot(report, options["plot"]))
+    click.echo(format_table(report))
+    for line in written:
+        click.echo(line)
+    failures = report.floor_failures()
+    if failures:
+        raise FerEdgeError("accuracy floor not met: " + "; ".join(failures))
+
+
+def _pipeline(options: dict[str, Any]) -> None:
+    from fer_edge.atomic import write_json, write_text
+    from fer_edge.bench.pipeline import PipelineBenchOptions, bench_pipeline
+
+    if options["models"]:
+        raise FerEdgeError("--pipeline takes its model from --model, not MODELS")
+    for flag in ("data", "baseline", "plot", "min_accuracy", "min_agreement", "limit"):
+        if options[flag] is not None:
+            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --pipeline")
+    config = _config(options)
+    report = bench_pipeline(
+        PipelineBenchOptions(
+            source=options["source"],
+            model=_path(options["pipeline_model"]),
+            detector=options["detector"] or "haar",
+            detector_model=_path(options["detector_model"]),
+            threads=config.threads,
+            runtimes=config.runtimes,
+            max_frames=options["max_frames"],
+        )
+    )
+    written = []
+    if options["json_path"]:
+        written.append(f"JSON written to {write_json(options['json_path'], report.to_dict())}")
+    if options["markdown"]:
+        path = write_text(options["markdown"], report.to_markdown())
+        written.append(f"Markdown written to {path}")
+    click.echo(report.format())
+    for line in written:
+        click.echo(line)

@@ -1,0 +1,153 @@
+"""CI benchmark: bench the bundled models, or freshly made test models, and print the table.
+
+Fails only on errors and on accuracy floors that are deterministic (a fixed split scored by a
+fixed model); never on speed, since CI machines are noisy.
+
+Usage (from the repository root, with the dev extra installed)::
+
+    python benchmarks/ci.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FER2013 = HERE.parent.parent / "shared" / "data" / "fer2013"
+CONFIG = HERE / "ci.json"
+# Test models learn the generated gratings almost perfectly; int8 must keep the float
+# model's answers. Both are deterministic for a fixed seed, split and model.
+SYNTHETIC_FLOORS = ("--min-accuracy", "0.6", "--min-agreement", "0.9")
+REAL_FLOORS = ("--min-agreement", "0.8")
+
+
+def make_test_models(out: Path, data: Path) -> list[Path]:
+    """Train a tiny CNN on ``data`` and export float32 and full-int8 TFLite models with cards.
+
+    Args:
+        out: folder for the models and their model cards.
+        data: a generated folder dataset (see :mod:`fer_edge.synthetic`).
+
+    Returns:
+        The float and int8 model paths.
+    """
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from fer_edge.atomic import write_bytes, write_json
+    from fer_edge.bench.models import gzip_size
+    from fer_edge.data import load_dataset
+    from fer_edge.modelmeta import ModelMeta, embed_in_tflite
+    from fer_edge.preprocess import normalize
+
+    dataset = load_dataset(data, splits=("train", "val"))
+    x = normalize(dataset.split("train").images)
+    y = dataset.split("train").labels
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    h = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    outputs = keras.layers.Dense(len(dataset.classes), activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+
+    def representative():
+        for sample in x[:100]:
+            yield [sample[np.newaxis]]
+
+    meta = ModelMeta(dataset.classes, name="ci-test")
+    exports = {}
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    exports["float"] = converter.convert()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    exports["ptq-int8"] = converter.convert()
+    paths = []
+    for method, flatbuffer in exports.items():
+        path = out / f"ci_{method.replace('-', '_')}.tflite"
+        data_bytes = embed_in_tflite(flatbuffer, meta)
+        write_bytes(path, data_bytes)
+        card = {
+            "meta": meta.to_dict(),
+            "method": method,
+            "source": "benchmarks/ci.py",
+            "float_model": "ci_float.tflite",
+            "sparsity": 0.0,
+            "size_bytes": len(data_bytes),
+            "gzip_bytes": gzip_size(data_bytes),
+        }
+        write_json(path.with_suffix(".json"), card)
+        paths.append(path)
+    return paths
+
+
+def bench(models: list[Path], out: Path, tag: str, extra: tuple[str, ...]) -> None:
+    """Run ``fer-edge bench`` as a user would; raise if it fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "fer_edge",
+        "bench",
+        *map(str, models),
+        "--config",
+        str(CONFIG),
+        "--no-progress",
+        "--json",
+        str(out / f"bench-{tag}.json"),
+        "--markdown",
+        str(out / f"bench-{tag}.md"),
+        *extra,
+    ]
+    print(f"== bench {tag}: {' '.join(command[3:])}", flush=True)
+    subprocess.run(command, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Bench bundled or fresh test models; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="keep reports and test models here")
+    args = parser.parse_args(argv)
+
+    from fer_edge.bench.models import bundled_models
+    from fer_edge.synthetic import write_folder_dataset
+
+    with tempfile.TemporaryDirectory(prefix="fer-edge-ci-") as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        synthetic = write_folder_dataset(out / "synthetic", {"train": 40, "val": 20})
+        models = bundled_models()
+        bundled = bool(models)
+        try:
+            if bundled:
+                bench(models, out, "bundled", ())
+            else:
+                models = make_test_models(out / "models", synthetic)
+                bench(models, out, "synthetic", ("--data", str(synthetic), *SYNTHETIC_FLOORS))
+            if (FER2013 / "val").is_dir():
+                # Test models never saw a face: their FER2013 accuracy is chance, so the real
+                # floors apply to bundled models only.
+                floors = REAL_FLOORS if bundled else ()
+                bench(models, out, "fer2013-val", ("--data", str(FER2013), *floors))
+            else:
+                print(f"== {FER2013} absent: no FER2013 bench", flush=True)
+        except subprocess.CalledProcessError as exc:
+            print(f"bench failed with exit code {exc.returncode}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

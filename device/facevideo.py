@@ -1,0 +1,264 @@
+r"""Compose test videos from face images pasted into frames at known places.
+
+Used by the tests (a detector must find the face where it was pasted), the demo in the
+resolution note (FER2013 val faces through ``fer-edge run``) and the benchmark's pipeline mode.
+The pasted rectangles are the ground truth for :func:`detection_rate`.
+
+    python -m fer_edge.device.facevideo --faces ../shared/data/fer2013/val --count 80 \\
+        --out runs/faces.mp4
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from fer_edge.atomic import atomic_path, write_json
+from fer_edge.device.detect import Box
+from fer_edge.device.sources import IMAGE_SUFFIXES
+from fer_edge.errors import FerEdgeError
+
+
+@dataclass(frozen=True)
+class ComposedFrame:
+    """A frame with faces pasted into it.
+
+    Attributes:
+        image: BGR uint8 ``(height, width, 3)``.
+        boxes: where each face image was pasted (the ground truth).
+        faces: the index of each pasted face in the input sequence.
+    """
+
+    image: np.ndarray
+    boxes: tuple[Box, ...]
+    faces: tuple[int, ...]
+
+
+def background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Return a smooth, slightly noisy gray BGR background (no face-like structure)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 110 + 40 * (xx / width) + 20 * np.sin(yy / height * np.pi)
+    noise = cv2.GaussianBlur(rng.normal(0, 6, (height, width)).astype(np.float32), (0, 0), 3)
+    gray = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def _cells(width: int, height: int, count: int) -> list[tuple[int, int, int, int]]:
+    """Split the frame into a near-square grid of ``count`` cells ``(x, y, w, h)``."""
+    cols = int(np.ceil(np.sqrt(count * width / height)))
+    rows = -(-count // cols)
+    cw, ch = width // cols, height // rows
+    return [(c * cw, r * ch, cw, ch) for r in range(rows) for c in range(cols)][:count]
+
+
+def compose_frames(
+    faces: Sequence[np.ndarray],
+    frame_size: tuple[int, int] = (640, 480),
+    face_size: int = 192,
+    per_frame: int = 1,
+    hold: int = 1,
+    jitter: int = 6,
+    seed: int = 0,
+) -> Iterator[ComposedFrame]:
+    """Yield frames showing ``faces`` in order, ``per_frame`` at a time.
+
+    Each group of faces stays on screen for ``hold`` frames, drifting by up to ``jitter``
+    pixels per frame so boxes overlap from frame to frame like a person in front of a camera.
+
+    Args:
+        faces: face images (gray or BGR, any size); scaled to ``face_size``.
+        frame_size: ``(width, height)``.
+        face_size: pasted face side in pixels (Haar needs faces well above 48 px).
+        per_frame: faces per frame, laid out in a grid.
+        hold: frames per group of faces.
+        jitter: maximum per-frame drift in pixels.
+        seed: randomness for the background, placement and drift.
+    """
+    width, height = frame_size
+    rng = np.random.default_rng(seed)
+    bg = background(width, height, seed)
+    cells = _cells(width, height, per_frame)
+    room = 2 * jitter * hold  # the most a face can drift while held
+    if any(min(cw, ch) < face_size + room for _, _, cw, ch in cells):
+        raise ValueError(f"{per_frame} faces of {face_size} px do not fit a {width}x{height} frame")
+    for start in range(0, len(faces), per_frame):
+        group = list(range(start, min(start + per_frame, len(faces))))
+        pasted = []
+        for i in group:
+            face = faces[i]
+            if face.ndim == 2:
+                face = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
+            interpolation = cv2.INTER_CUBIC if face.shape[0] < face_size else cv2.INTER_AREA
+            pasted.append(cv2.resize(face, (face_size, face_size), interpolation=interpolation))
+        # A random place in each face's own cell, far enough from its edges to drift.
+        offsets = [
+            (
+                cx + jitter * hold + int(rng.integers(0, cw - face_size - room + 1)),
+                cy + jitter * hold + int(rng.integers(0, ch - face_size - room + 1)),
+            )
+            for cx, cy, cw, ch in cells[: len(group)]
+        ]
+        for _ in range(hold):
+            image = bg.copy()
+            boxes = []
+            for k, face in enumerate(pasted):
+                dx, dy = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
+                x, y = offsets[k][0] + dx, offsets[k][1] + dy
+                offsets[k] = (x, y)
+                image[y : y + face_size, x : x + face_size] = face
+                boxes.append(Box(x, y, face_size, face_size))
+            yield ComposedFrame(image, tuple(boxes), tuple(group))
+
+
+def write_video(
+    path: str | os.PathLike[str], frames: Iterable[ComposedFrame], fps: float = 10.0
+) -> list[tuple[Box, ...]]:
+    """Write frames to a video (atomically) and return each frame's ground-truth boxes.
+
+    ``.avi`` files use MJPG, anything else ``mp4v``.
+    """
+    path = Path(path)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    truth: list[tuple[Box, ...]] = []
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for frame in frames:
+                if writer is None:
+                    size = (frame.image.shape[1], frame.image.shape[0])
+                    writer = cv2.VideoWriter(str(tmp), fourcc, fps, size)
+                    if not writer.isOpened():
+                        raise FerEdgeError(f"{path}: OpenCV cannot write this video format")
+                writer.write(frame.image)
+                truth.append(frame.boxes)
+        finally:
+            if writer is not None:
+                writer.release()
+        if writer is None:
+            raise ValueError("no frames to write")
+    return truth
+
+
+def sample_faces(
+    root: str | os.PathLike[str], count: int, seed: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """Pick ``count`` face images from ``root/<class>/`` evenly across classes.
+
+    Returns:
+        ``(images, classes)``: gray uint8 images and the folder (class) each came from.
+
+    Raises:
+        FerEdgeError: ``root`` has no class folders with images.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    pools = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            pools[folder.name] = [files[i] for i in rng.permutation(len(files))]
+    if not pools:
+        raise FerEdgeError(f"--faces: {root} has no <class>/ folders with images")
+    images: list[np.ndarray] = []
+    classes: list[str] = []
+    turn = 0
+    while len(images) < count and any(pools.values()):
+        name = list(pools)[turn % len(pools)]
+        turn += 1
+        if not pools[name]:
+            continue
+        image = cv2.imread(str(pools[name].pop(0)), cv2.IMREAD_GRAYSCALE)
+        if image is not None:
+            images.append(image)
+            classes.append(name)
+    return images, classes
+
+
+def found(truth: Box, detected: Box) -> bool:
+    """True when ``detected`` is a plausible detection of the face pasted at ``truth``.
+
+    Its centre must lie inside the pasted rectangle and its size be 0.3-1.5 times the
+    rectangle's, since detectors box the face, not the whole pasted image.
+    """
+    cx, cy = detected.x + detected.w / 2, detected.y + detected.h / 2
+    inside = truth.x <= cx < truth.x + truth.w and truth.y <= cy < truth.y + truth.h
+    ratio = max(detected.w, detected.h) / max(truth.w, truth.h)
+    return inside and 0.3 <= ratio <= 1.5
+
+
+def detection_rate(
+    truth: Sequence[Sequence[Box]], detected: Sequence[Sequence[Box]]
+) -> tuple[float, int]:
+    """Score detections against the pasted boxes, frame by frame.
+
+    Returns:
+        ``(rate, false_positives)``: the share of pasted faces found, and the detections that
+        match no pasted face.
+    """
+    if len(truth) != len(detected):
+        raise ValueError(f"{len(truth)} truth frames but {len(detected)} detected frames")
+    total = hits = extra = 0
+    for want, got in zip(truth, detected, strict=True):
+        total += len(want)
+        hits += sum(any(found(t, d) for d in got) for t in want)
+        extra += sum(not any(found(t, d) for t in want) for d in got)
+    return (hits / total if total else 0.0), extra
+
+
+@click.command("facevideo")
+@click.option(
+    "--faces",
+    "faces_root",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of <class>/ face images, e.g. ../shared/data/fer2013/val.",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Video (.mp4/.avi).")
+@click.option("--count", default=80, show_default=True, help="Faces to show.")
+@click.option("--face-size", default=192, show_default=True, help="Pasted face side (px).")
+@click.option("--per-frame", default=1, show_default=True, help="Faces per frame.")
+@click.option("--hold", default=3, show_default=True, help="Frames per group of faces.")
+@click.option("--fps", default=10.0, show_default=True, help="Frame rate stored in the video.")
+@click.option("--seed", default=0, show_default=True, help="Sampling and placement seed.")
+def compose_cmd(
+    faces_root: Path,
+    out: Path,
+    count: int,
+    face_size: int,
+    per_frame: int,
+    hold: int,
+    fps: float,
+    seed: int,
+) -> None:
+    """Compose a video of face images at known places; writes OUT and OUT's .truth.json."""
+    images, classes = sample_faces(faces_root, count, seed)
+    frames = compose_frames(images, face_size=face_size, per_frame=per_frame, hold=hold, seed=seed)
+    truth = write_video(out, frames, fps)
+    card = out.with_suffix(".truth.json")
+    write_json(
+        card,
+        {
+            "video": out.name,
+            "faces": classes,
+            "boxes": [[b.as_list() for b in frame] for frame in truth],
+        },
+    )
+    click.echo(f"wrote {out} ({len(truth)} frames, {len(images)} faces) and {card.name}")
+
+
+def read_truth(path: str | os.PathLike[str]) -> list[tuple[Box, ...]]:
+    """Read the ``.truth.json`` written beside a composed video."""
+    data = json.loads(Path(path).read_text())
+    return [tuple(Box(*b) for b in frame) for frame in data["boxes"]]
+
+
+if __name__ == "__main__":
+    compose_cmd()

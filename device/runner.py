@@ -1,0 +1,419 @@
+"""The device loop: frames -> faces -> crops -> probabilities -> smoothing -> sinks.
+
+:func:`run` is the typed entry point behind ``fer-edge run`` and the benchmark's pipeline mode:
+it takes a :class:`RunOptions` and returns a :class:`RunSummary` with the frame rate and the
+time spent in each stage. Everything is set up once before the first frame; the loop only
+captures, detects, classifies and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_edge.classifier import ClassifierOptions, FaceClassifier
+from fer_edge.device.detect import DEFAULT_MARGIN, make_detector
+from fer_edge.device.pipeline import FacePipeline
+from fer_edge.device.serve import LiveServer, parse_address
+from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
+from fer_edge.device.smoothing import EmaSmoother
+from fer_edge.device.sources import FrameSource, open_source
+from fer_edge.errors import FerEdgeError
+
+#: The bundled model, once one ships as package data of ``fer_edge.models``.
+DEFAULT_MODEL = "default_int8.tflite"
+#: Stage names in report order.
+STAGES: tuple[str, ...] = ("capture", "detect", "classify", "output")
+#: What each stage's sample is (classify is timed per face, the others per frame).
+STAGE_UNITS: dict[str, str] = {
+    "capture": "per frame",
+    "detect": "per frame",
+    "classify": "per face",
+    "output": "per frame",
+}
+
+
+def default_model_path() -> Path:
+    """Return the bundled model shipped in ``fer_edge/models/``.
+
+    Raises:
+        FerEdgeError: no model is bundled yet, so ``--model`` must be given.
+    """
+    candidate = resources.files("fer_edge.models").joinpath(DEFAULT_MODEL)
+    if candidate.is_file():
+        return Path(str(candidate))
+    raise FerEdgeError(
+        "--model is required until a bundled model ships: pass a .tflite made by "
+        "'fer-edge convert', e.g. --model models/edge_int8.tflite"
+    )
+
+
+@dataclass
+class RunOptions:
+    """Everything one run needs; the CLI flags map onto these fields one to one.
+
+    Attributes:
+        model: the ``.tflite`` model; ``None`` uses the bundled model.
+        source: ``picamera``, a camera index, a video, an image, a folder or a glob.
+        detector: ``haar`` or ``yunet``.
+        detector_model: the YuNet ONNX file (``yunet`` only).
+        detector_threshold: YuNet's minimum score (``None``: its default).
+        detect_width: detect on frames scaled down to this width (``None``: full size).
+        threads: interpreter CPU threads (``None``: the runtime's default).
+        runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
+        delegate: ``edgetpu`` or ``None``.
+        size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
+        max_fps: pace the loop to at most this many frames per second.
+        max_frames: stop after this many frames.
+        margin: crop margin as a fraction of the face box (``None``: the detector's default).
+        min_face: smallest face side in pixels.
+        smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off.
+        jsonl: a path, or ``-`` for stdout.
+        save: an annotated video path (``.mp4``/``.avi``).
+        display: show a window (needs a screen and OpenCV with a GUI).
+        serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
+            ``127.0.0.1`` unless given; port ``0`` picks a free one).
+        sinks: extra sinks (e.g. a live view); :func:`run` closes them too.
+    """
+
+    model: Path | None = None
+    source: str = "0"
+    detector: str = "haar"
+    detector_model: Path | None = None
+    detector_threshold: float | None = None
+    detect_width: int | None = None
+    threads: int | None = None
+    runtime: str = "auto"
+    delegate: str | None = None
+    size: tuple[int, int] | None = None
+    max_fps: float | None = None
+    max_frames: int | None = None
+    margin: float | None = None
+    min_face: int = 40
+    smoothing: float | None = 0.5
+    jsonl: str | None = None
+    save: Path | None = None
+    display: bool = False
+    serve: str | None = None
+    sinks: list[Sink] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Check value ranges, naming the flag at fault.
+
+        Raises:
+            FerEdgeError: a value out of range.
+        """
+        if self.threads is not None and self.threads < 1:
+            raise FerEdgeError(f"--threads: must be at least 1, got {self.threads}")
+        if self.max_fps is not None and self.max_fps <= 0:
+            raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
+        if self.margin is not None and not 0.0 <= self.margin <= 1.0:
+            raise FerEdgeError(f"--margin: must be between 0 and 1, got {self.margin}")
+        if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
+            raise FerEdgeError(f"--smooth: must be in (0, 1], got {self.smoothing}")
+        if self.size is not None and min(self.size) < 1:
+            raise FerEdgeError(f"--size: must be positive, got {self.size[0]}x{self.size[1]}")
+        if self.serve is not None:
+            parse_address(self.serve)
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Timing of one stage, in milliseconds.
+
+    Attributes:
+        count: samples summarised (frames, or faces for ``classify``; the latest 20,000).
+        mean_ms: mean.
+        median_ms: median.
+        p90_ms: 90th percentile.
+        total_ms: sum over those samples.
+    """
+
+    count: int
+    mean_ms: float
+    median_ms: float
+    p90_ms: float
+    total_ms: float
+
+    @classmethod
+    def from_seconds(cls, samples: Sequence[float]) -> StageStats:
+        """Summarise samples given in seconds (all zero when there are none)."""
+        if not samples:
+            return cls(0, 0.0, 0.0, 0.0, 0.0)
+        ms = np.asarray(samples, dtype=np.float64) * 1000.0
+        return cls(
+            len(samples),
+            float(ms.mean()),
+            float(statistics.median(ms.tolist())),
+            float(np.percentile(ms, 90)),
+            float(ms.sum()),
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did and how fast.
+
+    Attributes:
+        frames: frames processed.
+        faces: faces classified.
+        frames_with_faces: frames with at least one face.
+        skipped: frames that failed to decode.
+        seconds: wall time of the frame loop.
+        fps: ``frames / seconds``.
+        startup_seconds: time to load the model, detector, source and sinks.
+        stages: per-stage timing (see :data:`STAGES` and :data:`STAGE_UNITS`).
+        labels: how often each class was the top label.
+        stop_reason: ``end of source``, ``max frames``, ``interrupted`` or a sink's reason.
+        source: the source's description.
+        detector: the detector name.
+        model: the model file name.
+        quantized: whether the model has an integer input.
+        runtime: the interpreter runtime and version.
+        threads: the requested interpreter threads (``None``: runtime default).
+    """
+
+    frames: int
+    faces: int
+    frames_with_faces: int
+    skipped: int
+    seconds: float
+    fps: float
+    startup_seconds: float
+    stages: dict[str, StageStats]
+    labels: dict[str, int]
+    stop_reason: str
+    source: str
+    detector: str
+    model: str
+    quantized: bool
+    runtime: str
+    threads: int | None
+
+    @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C ended the run."""
+        return self.stop_reason == "interrupted"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (stages as nested dicts of plain numbers)."""
+        out = asdict(self)
+        out["stages"] = {name: asdict(stats) for name, stats in self.stages.items()}
+        return out
+
+    def format(self) -> str:
+        """Return the human-readable exit summary."""
+        kind = "int8" if self.quantized else "float"
+        threads = "default" if self.threads is None else str(self.threads)
+        lines = [
+            f"{self.frames} frames from {self.source} in {self.seconds:.2f} s: {self.fps:.1f} fps"
+            f" ({self.stop_reason}; {self.skipped} skipped, startup {self.startup_seconds:.2f} s)",
+            f"faces: {self.faces} in {self.frames_with_faces} frames"
+            + (f" ({100.0 * self.frames_with_faces / self.frames:.0f}%)" if self.frames else ""),
+            f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
+            f"detector: {self.detector}",
+        ]
+        if self.labels:
+            top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in top))
+        lines.append(f"{'stage':<10}{'median':>9}{'mean':>9}{'p90':>9}  ms")
+        for name in STAGES:
+            s = self.stages[name]
+            lines.append(
+                f"{name:<10}{s.median_ms:9.2f}{s.mean_ms:9.2f}{s.p90_ms:9.2f}"
+                f"  {STAGE_UNITS[name]} (n={s.count})"
+            )
+        return "\n".join(lines)
+
+
+def _build_sinks(
+    options: RunOptions,
+    source: FrameSource,
+    stack: contextlib.ExitStack,
+    timings: dict[str, Sequence[float]] | None = None,
+    run_info: dict[str, str] | None = None,
+) -> list[Sink]:
+    sinks: list[Sink] = []
+
+    def add(sink: Sink) -> None:
+        stack.callback(sink.close)
+        sinks.append(sink)
+
+    if options.jsonl is not None:
+        add(JsonlSink(options.jsonl))
+    if options.save is not None:
+        # Still images get a couple per second, slow enough to look at.
+        fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
+        add(VideoSink(options.save, fps, follow_time=source.timed))
+    if options.display:
+        add(DisplaySink())
+    if options.serve is not None:
+        info = {"source": source.description, **(run_info or {})}
+        add(LiveServer(parse_address(options.serve), timings, STAGES, info))
+    # Callers' sinks were built by them, but closing them is part of ending a run.
+    for sink in options.sinks:
+        add(sink)
+    return sinks
+
+
+@dataclass
+class _Tally:
+    """Counts kept while the loop runs."""
+
+    frames: int = 0
+    faces: int = 0
+    frames_with_faces: int = 0
+    labels: Counter[str] = field(default_factory=Counter)
+
+    def add(self, faces: list[FaceResult]) -> None:
+        self.frames += 1
+        self.faces += len(faces)
+        self.frames_with_faces += bool(faces)
+        self.labels.update(face.label for face in faces)
+
+
+class _StopRequest:
+    """Set by the first SIGINT/SIGTERM; the loop stops before the next frame."""
+
+    requested = False
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    """Turn Ctrl-C and SIGTERM (``systemctl stop``) into a request to stop after this frame.
+
+    The frame in flight still reaches every sink, so the outputs agree with each other (every
+    JSONL line has its video frame). A second signal interrupts at once.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set handlers; Ctrl-C still raises there
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            # None means a handler set outside Python; the default is the closest we can restore.
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def run(options: RunOptions) -> RunSummary:
+    """Run the device loop until the source ends, ``max_frames``, Ctrl-C or a sink stops it.
+
+    Ctrl-C (or SIGTERM) is not an error here: the current frame is finished, the source is
+    closed, every sink is flushed and closed (files moved into place), and the summary says
+    ``interrupted``.
+
+    Args:
+        options: what to run.
+
+    Returns:
+        The run's summary.
+
+    Raises:
+        FerEdgeError: bad options, model, detector, source or output path.
+    """
+    options.validate()
+    started = time.perf_counter()
+    model_path = Path(options.model) if options.model is not None else default_model_path()
+    classifier = FaceClassifier(
+        model_path, ClassifierOptions(options.threads, options.runtime, options.delegate)
+    )
+    detector = make_detector(
+        options.detector,
+        options.detector_model,
+        options.min_face,
+        options.detector_threshold,
+        options.detect_width,
+    )
+    margin = DEFAULT_MARGIN[detector.name] if options.margin is None else options.margin
+    smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None
+    pipeline = FacePipeline(detector, classifier, margin, smoother)
+    samples = pipeline.samples
+    tally = _Tally()
+    stop_reason = "end of source"
+    period = 1.0 / options.max_fps if options.max_fps else 0.0
+
+    with contextlib.ExitStack() as stack:
+        source = open_source(options.source, options.size, options.max_fps)
+        stack.callback(source.close)
+        run_info = {
+            "model": model_path.name,
+            "detector": detector.name,
+            "runtime": classifier.runtime.describe(),
+        }
+        sinks = _build_sinks(options, source, stack, samples, run_info)
+        startup = time.perf_counter() - started
+        loop_start = next_due = time.perf_counter()
+        iterator = source.frames()
+        try:
+            with _stop_on_signals() as stop:
+                while True:
+                    if stop.requested:
+                        stop_reason = "interrupted"
+                        break
+                    if options.max_frames is not None and tally.frames >= options.max_frames:
+                        stop_reason = "max frames"
+                        break
+                    if period:
+                        # Pacing sleeps are not capture time.
+                        time.sleep(max(0.0, next_due - time.perf_counter()))
+                        next_due = max(next_due + period, time.perf_counter())
+                    t0 = time.perf_counter()
+                    frame = next(iterator, None)
+                    capture = time.perf_counter() - t0
+                    if frame is None:
+                        break
+                    samples["capture"].append(capture)
+                    faces = pipeline.process(frame.image)
+                    tally.add(faces)
+                    t0 = time.perf_counter()
+                    for sink in sinks:
+                        sink.write(frame.index, frame.t, frame.image, faces)
+                    samples["output"].append(time.perf_counter() - t0)
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        except StopRun as reason:
+            stop_reason = str(reason) or "stopped"
+        seconds = time.perf_counter() - loop_start
+        skipped = source.skipped
+        description = source.description
+
+    return RunSummary(
+        frames=tally.frames,
+        faces=tally.faces,
+        frames_with_faces=tally.frames_with_faces,
+        skipped=skipped,
+        seconds=seconds,
+        fps=tally.frames / seconds if seconds > 0 else 0.0,
+        startup_seconds=startup,
+        stages={name: StageStats.from_seconds(samples.get(name, [])) for name in STAGES},
+        labels=dict(tally.labels),
+        stop_reason=stop_reason,
+        source=description,
+        detector=detector.name,
+        model=model_path.name,
+        quantized=classifier.is_quantized,
+        runtime=classifier.runtime.describe(),
+        threads=options.threads,
+    )

@@ -1,0 +1,171 @@
+"""``fer-edge service``: a systemd unit that starts ``fer-edge run`` at boot.
+
+The unit is the bundled ``fer-edge.service`` with its ``@USER@``, ``@WORKDIR@`` and ``@EXEC@``
+fields filled in. The run arguments are checked by ``fer-edge run``'s own parser before anything
+is written, so a typo fails here rather than in a restart loop at boot.
+
+    fer-edge service --out /etc/systemd/system/fer-edge.service -- \\
+        -m models/edge_int8.tflite --source picamera --serve 0.0.0.0:8080
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from fer_edge.atomic import write_text
+from fer_edge.errors import FerEdgeError
+
+UNIT = "fer-edge.service"
+#: Words systemd reads literally without quotes (``%`` and ``$`` are doubled first).
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the unit runs.
+
+    Attributes:
+        run_args: the arguments after ``fer-edge run``.
+        user: the account the service runs as.
+        workdir: the working directory (relative paths in ``run_args`` start here).
+        python: the interpreter with fer-edge installed (a venv's ``bin/python``).
+    """
+
+    run_args: tuple[str, ...]
+    user: str
+    workdir: Path
+    python: Path
+
+
+def systemd_quote(word: str) -> str:
+    """Quote one word for an ``ExecStart=`` line.
+
+    systemd expands ``%`` specifiers and ``$`` variables even inside quotes, so both are
+    doubled; anything beyond plain characters is double-quoted with C-style escapes.
+    """
+    word = word.replace("%", "%%").replace("$", "$$")
+    if _PLAIN_WORD.fullmatch(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def check_run_args(run_args: Sequence[str]) -> None:
+    """Parse ``run_args`` with ``fer-edge run``'s parser without running anything.
+
+    Raises:
+        FerEdgeError: an unknown flag or a bad value, in ``fer-edge run``'s words.
+    """
+    from fer_edge.device.cli import run_cmd  # the service needs run's flags, not its imports
+
+    try:
+        with run_cmd.make_context("fer-edge run", list(run_args)):
+            pass
+    except click.exceptions.Exit:
+        raise FerEdgeError("run arguments: --help is not a run to start at boot") from None
+    except click.ClickException as exc:
+        raise FerEdgeError(f"run arguments: {exc.format_message()}") from None
+
+
+def render_unit(spec: ServiceSpec) -> str:
+    """Return the unit text for ``spec``.
+
+    Raises:
+        FerEdgeError: a field that cannot go into a unit file (a newline, a relative path).
+    """
+    fields = {"user": spec.user, "workdir": str(spec.workdir), "python": str(spec.python)}
+    for name, value in fields.items():
+        if not value or "\n" in value:
+            raise FerEdgeError(f"--{name}: {value!r} cannot go into a unit file")
+    for name in ("workdir", "python"):
+        if not Path(fields[name]).is_absolute():
+            raise FerEdgeError(f"--{name}: systemd needs an absolute path, got {fields[name]}")
+    if any("\n" in arg for arg in spec.run_args):
+        raise FerEdgeError("run arguments: a newline cannot go into a unit file")
+    command = [str(spec.python), "-m", "fer_edge", "run", *spec.run_args]
+    template = resources.files("fer_edge.device").joinpath(UNIT).read_text(encoding="utf-8")
+    return (
+        template.replace("@USER@", spec.user)
+        .replace("@WORKDIR@", systemd_quote(str(spec.workdir)))
+        .replace("@EXEC@", " ".join(systemd_quote(word) for word in command))
+    )
+
+
+def write_unit(out: str | os.PathLike[str], text: str) -> Path:
+    """Write the unit file atomically.
+
+    Raises:
+        FerEdgeError: the folder is not writable (``/etc/systemd/system`` needs sudo).
+    """
+    try:
+        return write_text(out, text)
+    except OSError as exc:
+        hint = " (try sudo)" if isinstance(exc, PermissionError) else ""
+        raise FerEdgeError(f"--out: cannot write {out} ({exc.strerror}){hint}") from None
+
+
+def _default_user() -> str:
+    # Under sudo the unit is for the person who typed the command, not for root.
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+@click.command("service")
+@click.option("--user", default=_default_user, help="Account to run as [default: you].")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True, resolve_path=True),
+    default=".",
+    help="Working directory; relative paths in RUN_ARGS start here [default: current].",
+)
+@click.option(
+    "--python",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=sys.executable,
+    help="Interpreter with fer-edge installed [default: this one].",
+)
+@click.option(
+    "--out",
+    default="-",
+    show_default=True,
+    metavar="PATH|-",
+    help="Where to write the unit, e.g. /etc/systemd/system/fer-edge.service.",
+)
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+def service_cmd(user: str, workdir: Path, python: Path, out: str, run_args: tuple[str, ...]):
+    """Write a systemd unit that starts 'fer-edge run RUN_ARGS' at boot, restarting on failure.
+
+    \b
+    Put RUN_ARGS after '--'. Example (on the Pi, in the folder holding models/):
+      sudo .venv/bin/fer-edge service --out /etc/systemd/system/fer-edge.service -- \\
+          -m models/edge_int8.tflite --source picamera --serve 0.0.0.0:8080
+      sudo systemctl daemon-reload && sudo systemctl enable --now fer-edge
+      journalctl -u fer-edge -f
+    """
+    try:
+        check_run_args(run_args)
+        text = render_unit(ServiceSpec(run_args, user, workdir, python.absolute()))
+        if out == "-":
+            click.echo(text, nl=False)
+            return
+        path = write_unit(out, text)
+    except FerEdgeError as exc:
+        # Also one line when started as `python -m fer_edge.device.service`, outside fer-edge.
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {path}", err=True)
+    click.echo(
+        f"next: sudo systemctl daemon-reload && sudo systemctl enable --now {path.stem}\n"
+        f"logs: journalctl -u {path.stem} -f",
+        err=True,
+    )
+
+
+if __name__ == "__main__":
+    service_cmd()

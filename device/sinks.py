@@ -1,0 +1,319 @@
+"""Where results go: JSON lines, an annotated video, a window, a live status line.
+
+Every sink has ``write(frame_index, t, frame, faces)`` and ``close()``, so the runner treats
+them alike and new ones (a browser live view) plug in without touching it. File sinks write to a
+temporary file beside the target and rename it on ``close()``: a reader never sees half a file,
+and Ctrl-C still leaves a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import cv2
+import numpy as np
+
+from fer_edge.atomic import atomic_path
+from fer_edge.device.detect import Box
+from fer_edge.errors import FerEdgeError
+
+#: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
+VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}
+
+#: BGR box colours per FER2013 class; other labels get :data:`DEFAULT_COLOR`.
+LABEL_COLORS: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 230),
+    "disgust": (40, 140, 40),
+    "fear": (160, 60, 160),
+    "happy": (40, 200, 250),
+    "sad": (200, 120, 40),
+    "surprise": (230, 200, 40),
+    "neutral": (200, 200, 200),
+}
+DEFAULT_COLOR = (60, 220, 60)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One classified face in one frame.
+
+    Attributes:
+        box: the detector's box in frame pixels.
+        label: the top class after smoothing.
+        score: its probability.
+        scores: every class's probability, in model label order.
+    """
+
+    box: Box
+    label: str
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_probs(cls, box: Box, probs: np.ndarray, labels: Sequence[str]) -> FaceResult:
+        """Build a result from a probability vector in ``labels`` order."""
+        top = int(np.argmax(probs))
+        scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
+        return cls(box, labels[top], float(probs[top]), scores)
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """Return the JSONL form: ``{"box": [x, y, w, h], "label", "score", "scores"}``."""
+        return {
+            "box": self.box.as_list(),
+            "label": self.label,
+            "score": round(self.score, digits),
+            "scores": {k: round(v, digits) for k, v in self.scores.items()},
+        }
+
+
+class StopRun(Exception):  # noqa: N818 - a request, not an error
+    """Raised by a sink to end the run cleanly (e.g. the display window was closed)."""
+
+
+class Sink(Protocol):
+    """A consumer of per-frame results."""
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+        """Consume one frame (BGR, not to be modified) and its faces."""
+        ...
+
+    def close(self) -> None:
+        """Flush and finish; called once, also after Ctrl-C."""
+        ...
+
+
+def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -> np.ndarray:
+    """Return a copy of ``frame`` with a box and ``label score`` over each face.
+
+    Args:
+        frame: a BGR frame.
+        faces: the faces to draw.
+        note: optional text for the top-left corner (e.g. the live fps).
+    """
+    out = frame.copy()
+    thickness = max(1, round(min(out.shape[:2]) / 240))
+    font_scale = max(0.4, min(out.shape[:2]) / 800)
+    for face in faces:
+        color = LABEL_COLORS.get(face.label, DEFAULT_COLOR)
+        b = face.box
+        cv2.rectangle(out, (b.x, b.y), (b.x + b.w - 1, b.y + b.h - 1), color, thickness)
+        text = f"{face.label} {face.score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        # Put the label above the box, or inside it when the box touches the top edge.
+        top = b.y - th - base - 2 if b.y - th - base - 2 >= 0 else b.y
+        cv2.rectangle(out, (b.x, top), (b.x + tw + 4, top + th + base + 2), color, cv2.FILLED)
+        cv2.putText(
+            out,
+            text,
+            (b.x + 2, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
+    if note:
+        cv2.putText(
+            out,
+            note,
+            (8, 8 + round(24 * font_scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
+    return out
+
+
+def jsonl_record(frame_index: int, t: float, faces: Sequence[FaceResult]) -> dict[str, Any]:
+    """Return one JSONL line's object: ``{"frame", "t", "faces": [...]}``."""
+    return {
+        "frame": int(frame_index),
+        "t": round(float(t), 3),
+        "faces": [face.to_dict() for face in faces],
+    }
+
+
+class JsonlSink:
+    """One JSON object per frame, flushed line by line, to a file or to stdout (``-``)."""
+
+    def __init__(self, target: str | os.PathLike[str]):
+        """Open the output; a file is written beside the target and renamed on close."""
+        self._stack = contextlib.ExitStack()
+        if str(target) == "-":
+            self._stream: IO[str] = sys.stdout
+            self.path: Path | None = None
+        else:
+            self.path = Path(target)
+            try:
+                tmp = self._stack.enter_context(atomic_path(self.path))
+            except OSError as exc:
+                raise FerEdgeError(f"--jsonl: cannot write {self.path} ({exc.strerror})") from None
+            self._stream = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+        """Write and flush one line."""
+        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces)) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Close the file and move it into place (stdout is only flushed)."""
+        if self.path is None:
+            self._stream.flush()
+        self._stack.close()
+
+
+class VideoSink:
+    """An annotated video, opened at the first frame's size."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, follow_time: bool = False):
+        """Prepare the output.
+
+        Args:
+            path: ``.mp4``, ``.mov``, ``.m4v`` or ``.avi``.
+            fps: the frame rate stored in the file.
+            follow_time: place frames by their timestamps, holding a frame until the next one
+                arrives (a camera loop at 8 fps saved at 30 fps plays in real time) and dropping
+                frames that come faster than ``fps``; otherwise one output frame per frame.
+
+        Raises:
+            FerEdgeError: an unsupported extension or an unwritable folder.
+        """
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise FerEdgeError(
+                f"--save: {self.path.name}: use one of {', '.join(sorted(VIDEO_CODECS))}"
+            )
+        self.fps = float(fps)
+        self.follow_time = follow_time
+        self.frames = 0
+        self._fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix])
+        self._stack = contextlib.ExitStack()
+        try:
+            self._tmp = self._stack.enter_context(atomic_path(self.path))
+        except OSError as exc:
+            raise FerEdgeError(f"--save: cannot write {self.path} ({exc.strerror})") from None
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None
+        self._t0 = 0.0
+        self._last: np.ndarray | None = None
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+        """Draw the faces onto the frame and append it (see ``follow_time``)."""
+        if self._writer is None:
+            self._size = (frame.shape[1], frame.shape[0])
+            self._t0 = t
+            self._writer = cv2.VideoWriter(str(self._tmp), self._fourcc, self.fps, self._size)
+            if not self._writer.isOpened():
+                raise FerEdgeError(f"--save: OpenCV cannot write {self.path.suffix} video here")
+        slot = round((t - self._t0) * self.fps) if self.follow_time else self.frames
+        if slot < self.frames:
+            return  # that output frame is already filled
+        image = draw_faces(frame, faces)
+        if (image.shape[1], image.shape[0]) != self._size:
+            # Image folders mix sizes; a video holds one.
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        # Until this frame arrived, the previous one was what the camera showed.
+        for _ in range(slot - self.frames):
+            self._writer.write(self._last)
+        self._writer.write(image)
+        self._last = image
+        self.frames = slot + 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place; with no frames, leave no file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._stack.close()
+            return
+        with contextlib.suppress(_NoFrames):
+            self._stack.__exit__(_NoFrames, _NoFrames(), None)
+
+
+class _NoFrames(Exception):
+    """Aborts an output that received no frames (the temporary file is removed)."""
+
+
+class DisplaySink:
+    """An OpenCV window with the annotated frames and the live fps; ``q`` or Esc quits."""
+
+    def __init__(self, title: str = "fer-edge"):
+        """Open the window.
+
+        Raises:
+            FerEdgeError: there is no screen, or OpenCV was built without a GUI.
+        """
+        if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            raise FerEdgeError("--display: no screen here (DISPLAY is not set); use --save")
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise FerEdgeError(
+                "--display: this OpenCV has no GUI (opencv-python-headless); "
+                "pip install opencv-python, or use --save"
+            ) from None
+        self.title = title
+        self._last = time.perf_counter()
+        self._fps = 0.0
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+        """Show the frame; raise :class:`StopRun` when the user quits."""
+        now = time.perf_counter()
+        dt, self._last = now - self._last, now
+        if dt > 0:
+            self._fps = 0.9 * self._fps + 0.1 / dt if self._fps else 1.0 / dt
+        cv2.imshow(self.title, draw_faces(frame, faces, f"{self._fps:.1f} fps"))
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            raise StopRun("window closed")
+
+    def close(self) -> None:
+        """Close the window."""
+        with contextlib.suppress(cv2.error):
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+
+class StatusSink:
+    """A one-line live status (frames, fps, faces) rewritten in place on a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None, interval: float = 1.0):
+        """Write to ``stream`` (stderr by default) at most every ``interval`` seconds."""
+        self._stream = stream or sys.stderr
+        self._interval = interval
+        self._start = time.perf_counter()
+        self._last = 0.0
+        self._frames = 0
+        self._printed = False
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+        """Count the frame and refresh the line when due."""
+        self._frames += 1
+        now = time.perf_counter() - self._start
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        labels = ", ".join(f"{f.label} {f.score:.2f}" for f in faces) or "no face"
+        self._stream.write(
+            f"\rframe {frame_index}  {self._frames / now:5.1f} fps  {labels}"[:120].ljust(60)
+        )
+        self._stream.flush()
+        self._printed = True
+
+    def close(self) -> None:
+        """End the status line."""
+        if self._printed:
+            self._stream.write("\n")
+            self._stream.flush()

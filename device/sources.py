@@ -1,0 +1,368 @@
+"""Frame sources behind one small interface: cameras, a Pi camera, video files and images.
+
+Every source yields :class:`Frame` objects holding a BGR ``uint8`` image (OpenCV's order), so the
+detector and the sinks never care where a frame came from. A frame that fails to decode is
+skipped and counted in ``skipped``; a source that cannot be opened at all raises
+:class:`~fer_edge.errors.FerEdgeError` naming ``--source``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import FerEdgeError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
+#: Reads that fail in a row before a video counts as ended (trailing failures are not skips).
+VIDEO_END_AFTER = 8
+#: Reads that fail in a row before a live camera counts as gone.
+CAMERA_GIVE_UP_AFTER = 30
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame from a source.
+
+    Attributes:
+        index: the frame's position in its source (skipped frames leave gaps).
+        t: seconds: the timestamp inside a video file, else seconds since the source opened.
+        image: BGR uint8 ``(H, W, 3)``.
+        name: the file name for image sources, else ``""``.
+    """
+
+    index: int
+    t: float
+    image: np.ndarray
+    name: str = ""
+
+
+class FrameSource(Protocol):
+    """What the runner needs from a source.
+
+    Attributes:
+        description: a short human-readable name (``video clip.mp4``, ``camera 0``).
+        fps: the nominal frame rate, if the source has one.
+        timed: frame times are real (a video's timestamps, a camera's clock), so a saved video
+            can follow them; false for still images.
+        skipped: frames that failed to decode so far.
+    """
+
+    description: str
+    fps: float | None
+    timed: bool
+    skipped: int
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames until the source ends."""
+        ...
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+        ...
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or (image.shape[1], image.shape[0]) == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's and FFmpeg's own stderr chatter while opening a source.
+
+    We report a failed open ourselves in one line; the library warnings would bury it.
+    """
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (embedded interpreters)
+        saved = None
+    try:
+        if saved is not None:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        cv2.utils.logging.setLogLevel(previous)
+
+
+class ImageSource:
+    """Still images: one file, a folder (sorted) or a glob pattern (sorted)."""
+
+    timed = False
+
+    def __init__(self, paths: Sequence[Path], description: str, size: tuple[int, int] | None):
+        """Create a source over ``paths`` (already resolved and non-empty)."""
+        self.paths = list(paths)
+        self.description = description
+        self.fps: float | None = None
+        self.skipped = 0
+        self._size = size
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield each decodable image once; count the others in ``skipped``."""
+        start = time.perf_counter()
+        for index, path in enumerate(self.paths):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                self.skipped += 1
+                continue
+            yield Frame(index, time.perf_counter() - start, _fit(image, self._size), path.name)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class VideoSource:
+    """A video file read with OpenCV (FFmpeg)."""
+
+    timed = True
+
+    def __init__(self, path: Path, size: tuple[int, int] | None):
+        """Open ``path``.
+
+        Raises:
+            FerEdgeError: the file cannot be opened as a video.
+        """
+        with _quiet_opencv():
+            self._cap = cv2.VideoCapture(str(path))
+            opened = self._cap.isOpened()
+        if not opened:
+            raise FerEdgeError(f"--source: cannot open {path} as a video")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+        self.description = f"video {path.name}"
+        self.skipped = 0
+        self._size = size
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames with their timestamps in the file.
+
+        A failed read is a skipped frame only if a later read succeeds: failures at the end of
+        the file are just the end.
+        """
+        index = 0
+        pending = 0
+        while True:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                pending += 1
+                index += 1
+                if pending >= VIDEO_END_AFTER:
+                    return
+                continue
+            self.skipped += pending
+            pending = 0
+            msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            t = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
+            yield Frame(index, t, _fit(_as_bgr(image), self._size))
+            index += 1
+
+    def close(self) -> None:
+        """Release the file."""
+        self._cap.release()
+
+
+class CameraSource:
+    """A USB/V4L2 camera opened by index (``0``) or device path (``/dev/video0``)."""
+
+    timed = True
+
+    def __init__(self, device: int | str, size: tuple[int, int] | None, max_fps: float | None):
+        """Open the camera and read one frame to prove it delivers.
+
+        Raises:
+            FerEdgeError: no camera there, or it delivers no frames.
+        """
+        self.description = f"camera {device}"
+        with _quiet_opencv():
+            self._cap = cv2.VideoCapture(device)
+            opened = self._cap.isOpened()
+        if not opened:
+            raise FerEdgeError(f"--source {device}: no camera found (is one connected?)")
+        if size is not None:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if max_fps is not None:
+            self._cap.set(cv2.CAP_PROP_FPS, max_fps)
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise FerEdgeError(f"--source {device}: the camera opened but delivers no frames")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+        self.skipped = 0
+        self._first: np.ndarray | None = first
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames until the camera stops delivering.
+
+        Raises:
+            FerEdgeError: the camera failed :data:`CAMERA_GIVE_UP_AFTER` reads in a row.
+        """
+        start = time.perf_counter()
+        index = 0
+        failures = 0
+        while True:
+            if self._first is not None:
+                ok, image, self._first = True, self._first, None
+            else:
+                ok, image = self._cap.read()
+            if not ok or image is None:
+                self.skipped += 1
+                failures += 1
+                if failures >= CAMERA_GIVE_UP_AFTER:
+                    raise FerEdgeError(
+                        f"{self.description}: stopped delivering frames ({failures} failed reads)"
+                    )
+                index += 1
+                continue
+            failures = 0
+            yield Frame(index, time.perf_counter() - start, _as_bgr(image))
+            index += 1
+
+    def close(self) -> None:
+        """Release the camera."""
+        self._cap.release()
+
+
+class PicameraSource:
+    """The Raspberry Pi camera through picamera2 (imported only when this source is chosen).
+
+    ``RGB888`` in picamera2 is BGR in memory, so its arrays go to OpenCV unchanged.
+    """
+
+    timed = True
+
+    def __init__(self, size: tuple[int, int] | None, max_fps: float | None):
+        """Start the camera.
+
+        Raises:
+            FerEdgeError: picamera2 is missing, or no camera is attached.
+        """
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise FerEdgeError(
+                "--source picamera: picamera2 is not installed; on a Raspberry Pi run "
+                "'sudo apt install python3-picamera2' or 'pip install \"fer-edge[pi]\"'"
+            ) from None
+        # apt's picamera2 stack (simplejpeg) is built for Debian's numpy 1; under numpy 2 in a
+        # venv it fails with "numpy.dtype size changed".
+        except ValueError as exc:
+            raise FerEdgeError(
+                f"--source picamera: picamera2 cannot load with this numpy ({exc}); in the venv "
+                "run 'pip install --ignore-installed --no-deps simplejpeg'"
+            ) from None
+        self.description = "picamera"
+        self.fps = max_fps
+        self.skipped = 0
+        try:
+            self._cam: Any = Picamera2()
+        # picamera2 raises IndexError/RuntimeError when libcamera lists no camera.
+        except Exception as exc:  # noqa: BLE001
+            raise FerEdgeError(f"--source picamera: no camera available ({exc})") from None
+        try:
+            config = self._cam.create_video_configuration(
+                main={"size": tuple(size or (640, 480)), "format": "RGB888"}
+            )
+            self._cam.configure(config)
+            if max_fps is not None:
+                self._cam.set_controls({"FrameRate": float(max_fps)})
+            self._cam.start()
+        except Exception as exc:  # noqa: BLE001
+            self._cam.close()
+            raise FerEdgeError(f"--source picamera: cannot start the camera ({exc})") from None
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames until closed."""
+        start = time.perf_counter()
+        index = 0
+        while True:
+            image = self._cam.capture_array("main")
+            yield Frame(index, time.perf_counter() - start, _as_bgr(np.asarray(image)))
+            index += 1
+
+    def close(self) -> None:
+        """Stop and release the camera."""
+        cam, self._cam = self._cam, None
+        if cam is not None:
+            with contextlib.suppress(Exception):
+                cam.stop()
+            cam.close()
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def open_source(
+    spec: str,
+    size: tuple[int, int] | None = None,
+    max_fps: float | None = None,
+) -> FrameSource:
+    """Open the frame source named by ``--source``.
+
+    Args:
+        spec: ``picamera``; a camera index (``0``) or ``/dev/videoN``; a video file; an image
+            file; a folder of images; or a glob pattern such as ``'faces/*.jpg'``.
+        size: ``(width, height)``: the capture size for cameras; frames from files are scaled
+            to it.
+        max_fps: a frame-rate cap requested from cameras (the runner also paces every source).
+
+    Returns:
+        An open source; call ``close()`` when done.
+
+    Raises:
+        FerEdgeError: the source is missing, unreadable or not present.
+    """
+    spec = spec.strip()
+    if spec == "picamera":
+        return PicameraSource(size, max_fps)
+    if spec.isdigit():
+        return CameraSource(int(spec), size, max_fps)
+    if spec.startswith("/dev/video"):
+        return CameraSource(spec, size, max_fps)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            raise FerEdgeError(f"--source: folder {path} holds no images")
+        return ImageSource(files, f"images in {path}", size)
+    if path.is_file():
+        if not os.access(path, os.R_OK):
+            raise FerEdgeError(f"--source: {path} is not readable")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+                raise FerEdgeError(f"--source: {path} is not a readable image")
+            return ImageSource([path], f"image {path.name}", size)
+        return VideoSource(path, size)
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
+        if not files:
+            raise FerEdgeError(f"--source: pattern {spec!r} matches no files")
+        return ImageSource(files, f"images {spec}", size)
+    raise FerEdgeError(f"--source: {spec} does not exist (give a file, folder, glob, camera index)")

@@ -1,0 +1,196 @@
+"""``fer-edge bench --pipeline``: frame rate and per-stage times of the full device loop.
+
+Runs :func:`fer_edge.device.runner.run` on a video (or camera) with no output sinks, once per
+runtime and thread count, and reports what the loop spent on capture, detection, classifying
+each face (crop, preprocess, invoke) and output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fer_edge import __version__
+from fer_edge.bench.environment import Environment, collect_environment
+from fer_edge.bench.report import render_markdown_table, render_text_table
+from fer_edge.bench.results import Skip
+from fer_edge.errors import FerEdgeError
+
+PIPELINE_SCHEMA = "fer-edge-bench-pipeline/1"
+PIPELINE_HEADERS: tuple[str, ...] = (
+    "runtime",
+    "thr",
+    "frames",
+    "faces",
+    "fps",
+    "capture ms",
+    "detect ms",
+    "classify ms/face",
+    "output ms",
+    "startup s",
+)
+
+
+@dataclass(frozen=True)
+class PipelineBenchOptions:
+    """What to run through the device loop.
+
+    Attributes:
+        source: a video file, image folder or camera (as for ``fer-edge run --source``).
+        model: the ``.tflite`` model (``None``: the bundled model).
+        detector: ``haar`` or ``yunet``.
+        detector_model: the YuNet ONNX file (``yunet`` only).
+        threads: interpreter thread counts; one run each.
+        runtimes: runtimes to compare; one that is not installed is skipped.
+        max_frames: stop each run after this many frames (``None``: the whole source).
+        smoothing: the EMA weight, as in ``fer-edge run`` (``None``: off).
+    """
+
+    source: str
+    model: Path | None = None
+    detector: str = "haar"
+    detector_model: Path | None = None
+    threads: tuple[int, ...] = (1,)
+    runtimes: tuple[str, ...] = ("auto",)
+    max_frames: int | None = None
+    smoothing: float | None = 0.5
+
+
+@dataclass
+class PipelineReport:
+    """The runs of one pipeline bench.
+
+    Attributes:
+        created: UTC timestamp.
+        environment: machine and library versions.
+        options: the options, as recorded.
+        runs: ``(runtime name, threads, RunSummary)`` per run.
+        skipped: runtimes that would not load.
+    """
+
+    created: str
+    environment: Environment
+    options: dict[str, Any]
+    runs: list[tuple[str, int, Any]] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON document written by ``--json``."""
+        return {
+            "schema": PIPELINE_SCHEMA,
+            "created": self.created,
+            "fer_edge": __version__,
+            "environment": self.environment.to_dict(),
+            "options": self.options,
+            "runs": [
+                {"runtime": name, "threads": threads, **summary.to_dict()}
+                for name, threads, summary in self.runs
+            ],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+    def cells(self) -> list[list[str]]:
+        """Return one table row per run, in :data:`PIPELINE_HEADERS` order."""
+        rows = []
+        for _, threads, s in self.runs:
+            stage = s.stages
+            rows.append(
+                [
+                    s.runtime,
+                    str(threads),
+                    str(s.frames),
+                    str(s.faces),
+                    f"{s.fps:.1f}",
+                    f"{stage['capture'].median_ms:.2f}",
+                    f"{stage['detect'].median_ms:.2f}",
+                    f"{stage['classify'].median_ms:.3f}" if stage["classify"].count else "",
+                    f"{stage['output'].median_ms:.3f}",
+                    f"{s.startup_seconds:.2f}",
+                ]
+            )
+        return rows
+
+    def _how(self) -> list[str]:
+        first = self.runs[0][2] if self.runs else None
+        lines = [f"machine: {self.environment.summary()}, load {self.environment.load_1m}"]
+        if first is not None:
+            lines.append(
+                f"source: {first.source}; model {first.model}; detector {first.detector}; "
+                "stage times are medians (classify per face, the rest per frame), no output sinks"
+            )
+        return lines + [s.describe() for s in self.skipped]
+
+    def format(self) -> str:
+        """Return the terminal table and how it was measured."""
+        return "\n".join([render_text_table(PIPELINE_HEADERS, self.cells(), left=1), *self._how()])
+
+    def to_markdown(self) -> str:
+        """Return the Markdown report."""
+        table = render_markdown_table(PIPELINE_HEADERS, self.cells(), left=1)
+        how = "\n".join(f"- {line}" for line in self._how())
+        return f"## fer-edge bench --pipeline ({self.created})\n\n{table}\n\n{how}\n"
+
+
+def _device_runner() -> Any:
+    try:
+        from fer_edge.device import runner
+    except ImportError as exc:
+        raise FerEdgeError(
+            f"--pipeline needs fer_edge.device.runner, which does not import here ({exc})"
+        ) from None
+    return runner
+
+
+def bench_pipeline(options: PipelineBenchOptions) -> PipelineReport:
+    """Run the device loop once per runtime and thread count and collect the summaries.
+
+    Args:
+        options: the source, model, detector and the runtime/thread grid.
+
+    Returns:
+        The :class:`PipelineReport`.
+
+    Raises:
+        FerEdgeError: no ``--source``, no runtime loads, or the device loop rejects the
+            model, detector or source.
+    """
+    if not options.source:
+        raise FerEdgeError("--pipeline needs --source VIDEO (a video file, folder or camera)")
+    from fer_edge.bench.runner import load_runtimes
+
+    runner = _device_runner()
+    runtimes, skipped = load_runtimes(options.runtimes)
+    report = PipelineReport(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        environment=collect_environment(),
+        options={
+            "source": options.source,
+            "model": str(options.model) if options.model else None,
+            "detector": options.detector,
+            "threads": list(options.threads),
+            "runtimes": list(options.runtimes),
+            "max_frames": options.max_frames,
+            "smoothing": options.smoothing,
+        },
+        skipped=skipped,
+    )
+    for runtime in runtimes:
+        for threads in options.threads:
+            summary = runner.run(
+                runner.RunOptions(
+                    model=options.model,
+                    source=options.source,
+                    detector=options.detector,
+                    detector_model=options.detector_model,
+                    threads=threads,
+                    runtime=runtime.name,
+                    max_frames=options.max_frames,
+                    smoothing=options.smoothing,
+                )
+            )
+            if summary.interrupted:
+                raise KeyboardInterrupt
+            report.runs.append((runtime.name, threads, summary))
+    return report

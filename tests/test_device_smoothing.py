@@ -1,0 +1,61 @@
+"""Per-face EMA smoothing, with hand-computed values."""
+
+import numpy as np
+import pytest
+
+from fer_edge.device.detect import Box
+from fer_edge.device.smoothing import EmaSmoother
+
+A = Box(0, 0, 100, 100)
+A_MOVED = Box(10, 5, 100, 100)  # IoU with A = 90*95 / (2*10000 - 90*95) = 0.745
+B = Box(300, 0, 100, 100)
+
+
+def test_ema_by_hand():
+    s = EmaSmoother(alpha=0.5)
+    np.testing.assert_allclose(s.update([A], [np.array([1.0, 0.0])])[0], [1.0, 0.0])
+    np.testing.assert_allclose(s.update([A_MOVED], [np.array([0.0, 1.0])])[0], [0.5, 0.5])
+    np.testing.assert_allclose(s.update([A], [np.array([0.0, 1.0])])[0], [0.25, 0.75])
+    assert s.tracks[0].frames == 3
+    s2 = EmaSmoother(alpha=0.25)
+    s2.update([A], [np.array([0.8, 0.2])])
+    # 0.25 * [0, 1] + 0.75 * [0.8, 0.2] = [0.6, 0.4]
+    np.testing.assert_allclose(s2.update([A], [np.array([0.0, 1.0])])[0], [0.6, 0.4])
+
+
+def test_a_box_that_does_not_overlap_starts_fresh():
+    s = EmaSmoother(alpha=0.5)
+    s.update([A], [np.array([1.0, 0.0])])
+    np.testing.assert_allclose(s.update([B], [np.array([0.0, 1.0])])[0], [0.0, 1.0])
+    # A is forgotten once a frame passes without it.
+    np.testing.assert_allclose(s.update([A], [np.array([0.0, 1.0])])[0], [0.0, 1.0])
+
+
+def test_two_faces_keep_their_own_history_in_any_order():
+    s = EmaSmoother(alpha=0.5)
+    s.update([A, B], [np.array([1.0, 0.0]), np.array([0.0, 1.0])])
+    out = s.update([B, A_MOVED], [np.array([1.0, 0.0]), np.array([1.0, 0.0])])
+    np.testing.assert_allclose(out[0], [0.5, 0.5])  # B: 0.5 * [1, 0] + 0.5 * [0, 1]
+    np.testing.assert_allclose(out[1], [1.0, 0.0])  # A: same as before
+
+
+def test_matching_is_one_to_one():
+    s = EmaSmoother(alpha=0.5)
+    s.update([A], [np.array([1.0, 0.0])])
+    # Two new boxes overlap A; only the better overlap inherits its history.
+    out = s.update([Box(40, 0, 100, 100), A_MOVED], [np.array([0.0, 1.0])] * 2)
+    np.testing.assert_allclose(out[0], [0.0, 1.0])
+    np.testing.assert_allclose(out[1], [0.5, 0.5])
+
+
+def test_alpha_one_is_no_smoothing_and_ranges_are_checked():
+    s = EmaSmoother(alpha=1.0)
+    s.update([A], [np.array([1.0, 0.0])])
+    np.testing.assert_allclose(s.update([A], [np.array([0.2, 0.8])])[0], [0.2, 0.8])
+    s.reset()
+    assert s.tracks == []
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="alpha"):
+            EmaSmoother(alpha=bad)
+    with pytest.raises(ValueError, match="boxes"):
+        s.update([A], [])
