@@ -91,8 +91,11 @@ def _quiet_opencv() -> Iterator[None]:
 
     We report a failed open ourselves in one line; the library warnings would bury it.
     """
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    # cv2.utils.logging is missing from OpenCV 4.11, the newest that a tflite-runtime install
+    # gets (it needs numpy<2); the top-level functions do the same there. 2 is ERROR in both.
+    logging = getattr(cv2.utils, "logging", cv2)
+    previous = logging.getLogLevel()
+    logging.setLogLevel(2)
     try:
         saved = os.dup(2)
     except OSError:  # no fd 2 (embedded interpreters)
@@ -106,7 +109,7 @@ def _quiet_opencv() -> Iterator[None]:
         if saved is not None:
             os.dup2(saved, 2)
             os.close(saved)
-        cv2.utils.logging.setLogLevel(previous)
+        logging.setLogLevel(previous)
 
 
 class ImageSource:

@@ -75,6 +75,16 @@ def embed_in_tflite(model: bytes, meta: ModelMeta) -> bytes:
     return buffer.getvalue()
 
 
+def strip_meta(model: bytes) -> bytes:
+    """Return a ``.tflite`` file's bytes without the archive :func:`embed_in_tflite` appended."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(model)) as archive:
+            start = min(info.header_offset for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return model
+    return model[:start]
+
+
 def add_to_zip_model(path: str | os.PathLike[str], meta: ModelMeta) -> None:
     """Store ``meta`` inside a zip-based model file (``.keras``) in place."""
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -95,6 +95,14 @@ class Runtime:
         return f"{self.name} {self.version}"
 
 
+def _require_numpy_1() -> None:
+    # tflite-runtime 2.14 (the last release) was built against numpy 1 but does not say so:
+    # under numpy 2 it imports, then dies inside the interpreter with a SystemError.
+    numpy_version = importlib.metadata.version("numpy")
+    if int(numpy_version.split(".")[0]) >= 2:
+        raise ImportError(f"tflite-runtime needs numpy<2, found numpy {numpy_version}")
+
+
 def _import(name: str) -> Runtime:
     if name == "litert":
         module = importlib.import_module("ai_edge_litert.interpreter")
@@ -106,6 +114,7 @@ def _import(name: str) -> Runtime:
         )
     if name == "tflite_runtime":
         module = importlib.import_module("tflite_runtime.interpreter")
+        _require_numpy_1()
         return Runtime(
             name,
             importlib.metadata.version("tflite-runtime"),

@@ -10,7 +10,7 @@ import pytest
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
-from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta, sidecar_path
+from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta, sidecar_path, strip_meta
 from fer_edge.runtime import load_runtime
 from fer_edge.synthetic import synthetic_images
 
@@ -25,8 +25,9 @@ def test_metadata_round_trip_inside_tflite(tiny_tflite):
 def test_sidecar_fallback_and_missing_metadata(tmp_path, tiny_tflite):
     raw = tiny_tflite["float"].read_bytes()
     bare = tmp_path / "bare.tflite"
-    # The flatbuffer alone: cut at the start of the appended archive.
-    bare.write_bytes(raw[: raw.rfind(b"PK\x03\x04")])
+    bare.write_bytes(strip_meta(raw))
+    assert strip_meta(bare.read_bytes()) == bare.read_bytes()
+    assert len(bare.read_bytes()) < len(raw)
     with pytest.raises(FerEdgeError, match="no fer-edge metadata"):
         read_meta(bare)
     meta = ModelMeta(("happy", "sad"), name="card")
@@ -109,6 +110,23 @@ def test_classifier_rejects_non_tflite_and_mismatched_meta(tmp_path, tiny_tflite
         FaceClassifier(tmp_path / "model.keras")
     raw = tiny_tflite["float"].read_bytes()
     wrong = tmp_path / "wrong.tflite"
-    wrong.write_bytes(embed_in_tflite(raw[: raw.rfind(b"PK\x03\x04")], ModelMeta(("a", "b"))))
+    wrong.write_bytes(embed_in_tflite(strip_meta(raw), ModelMeta(("a", "b"))))
     with pytest.raises(FerEdgeError, match="7 outputs but 2 labels"):
         FaceClassifier(wrong)
+
+
+def test_tflite_runtime_under_numpy_2_is_refused_with_the_fix(tmp_path):
+    # A stand-in tflite_runtime package: the real one cannot be installed beside numpy 2.
+    pkg = tmp_path / "tflite_runtime"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "interpreter.py").write_text("Interpreter = object\nload_delegate = print\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from fer_edge.runtime import load_runtime\n"
+        "load_runtime('tflite_runtime')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "tflite-runtime needs numpy<2" in out.stderr
+    assert "pip install tflite-runtime 'numpy<2'" in out.stderr
