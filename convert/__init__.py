@@ -1,1 +1,18 @@
-"""fer-edge conversion: pruning, QAT, PTQ and TFLite export (needs the train extra)."""
+"""fer-edge conversion: pruning, QAT, PTQ and TFLite export (needs the train extra).
+
+Importing this package does not import TensorFlow; :func:`convert` does, when called.
+"""
+
+from fer_edge.convert.options import PTQ_CHOICES, ConvertOptions, FineTuneOptions
+from fer_edge.convert.results import ConvertReport, EdgeTpuResult, ExportedModel
+from fer_edge.convert.run import convert
+
+__all__ = [
+    "PTQ_CHOICES",
+    "ConvertOptions",
+    "ConvertReport",
+    "EdgeTpuResult",
+    "ExportedModel",
+    "FineTuneOptions",
+    "convert",
+]

@@ -1,0 +1,84 @@
+"""Fine-tuning a trained model (while pruning or quantisation-aware) with the train pipeline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fer_edge.convert.options import FineTuneOptions
+from fer_edge.data import Split
+from fer_edge.preprocess import InputSpec
+from fer_edge.train.pipeline import make_dataset
+from fer_edge.train.tfcompat import tf_and_keras
+
+
+@dataclass(frozen=True)
+class FineTuneResult:
+    """What a fine-tuning run did.
+
+    Attributes:
+        epochs: epochs run.
+        steps: optimizer steps run.
+        val_accuracy: Keras accuracy on ``val`` after the last epoch (the model as trained,
+            before conversion; the deployed accuracy is measured on the ``.tflite``).
+    """
+
+    epochs: int
+    steps: int
+    val_accuracy: float
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Return the number of batches in one epoch of ``n_images``."""
+    return max(1, math.ceil(n_images / batch_size))
+
+
+def fine_tune(
+    model: Any,
+    train: Split,
+    val: Split,
+    spec: InputSpec,
+    num_classes: int,
+    options: FineTuneOptions,
+    *,
+    seed: int = 0,
+    callbacks: Sequence[Any] = (),
+) -> FineTuneResult:
+    """Compile ``model`` like the trainer does and fit it on ``train``, judging on ``val``.
+
+    The trainer's loss (categorical cross-entropy on one-hot labels) and Adam are kept, at
+    ``options.lr``: fine-tuning only has to recover what pruning or fake quantisation cost.
+    """
+    _, keras = tf_and_keras()
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(options.lr),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+    train_ds = make_dataset(
+        train.images,
+        train.labels,
+        spec,
+        num_classes,
+        batch_size=options.batch_size,
+        training=True,
+        augment=options.augment,
+        seed=seed,
+    )
+    val_ds = make_dataset(val.images, val.labels, spec, num_classes, batch_size=256)
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=options.epochs,
+        verbose=options.verbose,
+        callbacks=list(callbacks),
+    )
+    accuracy = history.history.get("val_accuracy", [float("nan")])[-1]
+    return FineTuneResult(
+        epochs=options.epochs,
+        steps=options.epochs * steps_per_epoch(len(train), options.batch_size),
+        val_accuracy=float(accuracy),
+    )
