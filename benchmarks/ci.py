@@ -11,7 +11,6 @@ Usage (from the repository root, with the dev extra installed)::
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,17 +35,15 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
     Returns:
         The float and int8 model paths.
     """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import numpy as np
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from fer_edge.atomic import write_bytes, write_json
+    from fer_edge.atomic import write_json
     from fer_edge.bench.models import gzip_size
+    from fer_edge.convert.export import to_tflite, write_tflite
     from fer_edge.data import load_dataset
-    from fer_edge.modelmeta import ModelMeta, embed_in_tflite
+    from fer_edge.modelmeta import ModelMeta
     from fer_edge.preprocess import normalize
+    from fer_edge.train.tfcompat import tf_and_keras
 
+    _, keras = tf_and_keras()
     dataset = load_dataset(data, splits=("train", "val"))
     x = normalize(dataset.split("train").images)
     y = dataset.split("train").labels
@@ -60,34 +57,19 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=15, batch_size=32, verbose=0)
 
-    def representative():
-        for sample in x[:100]:
-            yield [sample[np.newaxis]]
-
     meta = ModelMeta(dataset.classes, name="ci-test")
-    exports = {}
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    exports["float"] = converter.convert()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    exports["ptq-int8"] = converter.convert()
+    exports = {"float": to_tflite(model), "ptq-int8": to_tflite(model, "int8", x[:100])}
     paths = []
     for method, flatbuffer in exports.items():
-        path = out / f"ci_{method.replace('-', '_')}.tflite"
-        data_bytes = embed_in_tflite(flatbuffer, meta)
-        write_bytes(path, data_bytes)
+        path = write_tflite(out / f"ci_{method.replace('-', '_')}.tflite", flatbuffer, meta)
         card = {
             "meta": meta.to_dict(),
             "method": method,
             "source": "benchmarks/ci.py",
             "float_model": "ci_float.tflite",
             "sparsity": 0.0,
-            "size_bytes": len(data_bytes),
-            "gzip_bytes": gzip_size(data_bytes),
+            "size_bytes": path.stat().st_size,
+            "gzip_bytes": gzip_size(path.read_bytes()),
         }
         write_json(path.with_suffix(".json"), card)
         paths.append(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -42,18 +41,15 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
-    """A tiny real Keras CNN exported as float32 and full-int8 TFLite, with metadata.
-
-    Built directly with the TFLite converter so core tests do not depend on fer_edge.convert.
-    """
-    import tensorflow as tf
-    import tf_keras as keras
-
+    """A tiny real Keras CNN exported as float32 and full-int8 TFLite, with metadata."""
+    from fer_edge.convert.export import to_tflite, write_tflite
     from fer_edge.labels import FER2013_CLASSES
-    from fer_edge.modelmeta import ModelMeta, embed_in_tflite
+    from fer_edge.modelmeta import ModelMeta
     from fer_edge.preprocess import normalize
     from fer_edge.synthetic import synthetic_images
+    from fer_edge.train.tfcompat import tf_and_keras
 
+    _, keras = tf_and_keras()
     keras.utils.set_random_seed(0)
     inputs = keras.Input((48, 48, 1))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
@@ -61,24 +57,11 @@ def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
     outputs = keras.layers.Dense(7, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     images, _ = synthetic_images(4)
-    calib = normalize(images)
-
-    def representative():
-        for sample in calib:
-            yield [sample[np.newaxis]]
-
     out = tmp_path_factory.mktemp("tflite")
     meta = ModelMeta(FER2013_CLASSES, name="tiny")
-    paths = {}
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    paths["float"] = out / "tiny_float.tflite"
-    paths["float"].write_bytes(embed_in_tflite(converter.convert(), meta))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    paths["int8"] = out / "tiny_int8.tflite"
-    paths["int8"].write_bytes(embed_in_tflite(converter.convert(), meta))
-    return paths
+    return {
+        "float": write_tflite(out / "tiny_float.tflite", to_tflite(model), meta),
+        "int8": write_tflite(
+            out / "tiny_int8.tflite", to_tflite(model, "int8", normalize(images)), meta
+        ),
+    }
