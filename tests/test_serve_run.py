@@ -47,6 +47,15 @@ def get_json(url):
         return json.loads(response.read())
 
 
+def frames_with_faces(url):
+    """``/metrics`` once the run has shown faces; ``None`` while the server is still starting."""
+    try:
+        metrics = get_json(url + "metrics")
+    except OSError:  # a busy machine may reset the first connections while the run starts
+        return None
+    return metrics if metrics["frames"] >= 3 and metrics["faces"] > 0 else None
+
+
 @pytest.fixture(scope="module")
 def long_face_video(tmp_path_factory):
     """600 small frames of the astronaut drifting around: longer than any test here needs."""
@@ -76,10 +85,7 @@ def live_run(tmp_path_factory, tiny_tflite, long_face_video):
 
     try:
         url = wait_until(announced, message="the live view URL")
-        wait_until(
-            lambda: (m := get_json(url + "metrics"))["frames"] >= 3 and m["faces"] > 0,
-            message="the first frames with faces",
-        )
+        wait_until(lambda: frames_with_faces(url), message="the first frames with faces")
         yield url, proc
     finally:
         if proc.poll() is None:

@@ -41,7 +41,7 @@ class TrainOptions:
         model: registry name (see ``fer-edge train --list-models``).
         epochs: maximum epochs.
         batch_size: batch size.
-        learning_rate: peak Adam learning rate.
+        learning_rate: peak Adam learning rate (``None``: the model family's default).
         schedule: ``cosine`` (decay to 1% over all epochs) or ``plateau`` (halve the LR when
             the selection loss stalls for 5 epochs).
         patience: early-stopping patience in epochs on selection accuracy (0: off).
@@ -62,7 +62,7 @@ class TrainOptions:
     model: str = "edge"
     epochs: int = 60
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float | None = None
     schedule: str = "cosine"
     patience: int = 0
     classes: str | None = None
@@ -182,11 +182,12 @@ def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, threading.Event]]:
 
 
 def _learning_rate(keras: Any, options: TrainOptions, steps_per_epoch: int) -> Any:
+    peak = options.learning_rate or get_family(options.model).learning_rate
     if options.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            options.learning_rate, decay_steps=options.epochs * steps_per_epoch, alpha=0.01
+            peak, decay_steps=options.epochs * steps_per_epoch, alpha=0.01
         )
-    return options.learning_rate
+    return peak
 
 
 def _split_for_selection(train: Split, options: TrainOptions) -> tuple[Split, Split]:
