@@ -123,7 +123,6 @@ class LiveFeed:
         # Not ``timings or {}``: the loop's samples start as an empty (falsy) dict that fills later.
         self._timings = timings if timings is not None else {}
         self._stages = tuple(stages)
-        self._seen = dict.fromkeys(self._stages, 0)
         self._recent = {name: deque(maxlen=WINDOW) for name in self._stages}
         self._run_info = dict(run_info or {})
         self._params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
@@ -157,10 +156,12 @@ class LiveFeed:
         now = time.monotonic()
         with self._lock:
             for name in self._stages:
+                # The loop's samples are a bounded deque: copy its newest end here, on the
+                # loop's thread, rather than iterating it from the HTTP threads.
                 samples = self._timings.get(name, ())
-                if len(samples) > self._seen[name]:
-                    self._recent[name].extend(samples[self._seen[name] :])
-                    self._seen[name] = len(samples)
+                recent = self._recent[name]
+                recent.clear()
+                recent.extend(samples[i] for i in range(-min(WINDOW, len(samples)), 0))
             self._frames += 1
             self._faces += len(faces)
             self._frame_times.append(now)
