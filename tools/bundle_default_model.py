@@ -5,9 +5,12 @@ model cards. This copies them to ``fer_edge/models/default_int8.tflite`` and
 ``default_float32.tflite``, rewriting the cards and the embedded metadata so the pair still
 points at each other under the new names.
 
+With the training run folder and a ``fer-edge bench --json`` report, the cards also get the
+model card proper: architecture, training recipe and time, per-class recall and latency.
+
 Usage::
 
-    python tools/bundle_default_model.py runs/ship PREFIX
+    python tools/bundle_default_model.py runs/ship PREFIX [RUN_DIR BENCH_JSON]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from fer_edge.atomic import write_bytes, write_json
 from fer_edge.bench.models import gzip_size
@@ -24,14 +28,63 @@ PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "fer_edge" / "models"
 RENAMES = {"qat_int8": "default_int8", "float32": "default_float32"}
 
 
-def bundle(folder: Path, prefix: str, dest: Path = PACKAGE_MODELS) -> list[Path]:
+def training_card(run: Path) -> dict[str, Any]:
+    """Summarise a training run folder (``metrics.json``) for a model card."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {
+        "model": metrics["model"],
+        "params": metrics["params"],
+        "macs": metrics["macs"],
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "wall_time_s": metrics["wall_time_s"],
+        "options": metrics["options"],
+        "keras_val_accuracy": metrics["metrics"]["accuracy"],
+        "keras_val_macro_f1": metrics["metrics"]["macro_f1"],
+    }
+
+
+def bench_card(report: dict[str, Any], model: str) -> dict[str, Any]:
+    """Pick one model's accuracy, per-class recall and latency rows from a bench report."""
+    evaluation = next(e for e in report["evaluations"] if e["model"] == model)
+    return {
+        "accuracy": evaluation["accuracy"],
+        "macro_f1": evaluation["macro_f1"],
+        "per_class_recall": {c: m["recall"] for c, m in evaluation["per_class"].items()},
+        "latency_ms": [
+            {
+                "runtime": f"{r['runtime']} {r['runtime_version']}",
+                "threads": r["threads"],
+                "invoke_median": r["latency_ms"]["invoke"]["median_ms"],
+                "end_to_end_median": r["latency_ms"]["end_to_end"]["median_ms"],
+            }
+            for r in report["results"]
+            if r["model"] == model
+        ],
+        "machine": f"{report['environment']['cpu']} ({report['environment']['machine']})",
+        "bench_created": report["created"],
+    }
+
+
+def bundle(
+    folder: Path,
+    prefix: str,
+    dest: Path = PACKAGE_MODELS,
+    run: Path | None = None,
+    bench: Path | None = None,
+) -> list[Path]:
     """Copy ``PREFIX_{qat_int8,float32}`` from ``folder`` into ``dest`` under default names."""
+    report = json.loads(bench.read_text()) if bench else None
     written = []
     for suffix, new_stem in RENAMES.items():
         src = folder / f"{prefix}_{suffix}.tflite"
         card = json.loads(src.with_suffix(".json").read_text())
         card["float_model"] = "default_float32.tflite"
         card["bundled_from"] = src.name
+        if run is not None:
+            card["training"] = training_card(run)
+        if report is not None:
+            card["benchmark"] = bench_card(report, src.stem)
         meta = ModelMeta.from_dict(card["meta"])
         extra = {**meta.extra, "float_model": "default_float32.tflite"}
         meta = ModelMeta(meta.labels, meta.input, meta.name, extra)
@@ -47,7 +100,8 @@ def bundle(folder: Path, prefix: str, dest: Path = PACKAGE_MODELS) -> list[Path]
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 5):
         sys.exit(__doc__)
-    for path in bundle(Path(sys.argv[1]), sys.argv[2]):
+    extra = [Path(a) for a in sys.argv[3:5]] or [None, None]
+    for path in bundle(Path(sys.argv[1]), sys.argv[2], PACKAGE_MODELS, *extra):
         print(f"wrote {path}")
