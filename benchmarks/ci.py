@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     """Bench bundled or fresh test models; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="keep reports and test models here")
+    parser.add_argument(
+        "--fresh", action="store_true", help="bench fresh test models even where models ship"
+    )
     args = parser.parse_args(argv)
 
     from fer_edge.bench.models import bundled_models
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         synthetic = write_folder_dataset(out / "synthetic", {"train": 40, "val": 20})
-        models = bundled_models()
+        models = [] if args.fresh else bundled_models()
         bundled = bool(models)
         try:
             if bundled:

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.bench.config import BenchConfig
-from fer_edge.bench.models import bundled_models
 from fer_edge.bench.report import HEADERS, format_table, to_markdown, write_plot
 from fer_edge.bench.results import SCHEMA
 from fer_edge.bench.runner import BenchOptions, bench
@@ -243,9 +242,16 @@ def test_bad_input_is_one_line(args, message, tiny_tflite, tiny_dataset):
     assert "Traceback" not in result.output
 
 
-def test_no_models_and_none_bundled_says_what_to_do():
-    if bundled_models():
-        pytest.skip("models are bundled")
+def test_no_models_benches_the_bundled_pair():
+    report = bench(BenchOptions(config=FAST))
+    assert {r.model for r in report.rows} == {"default_float32", "default_int8"}
+    int8 = next(r for r in report.rows if r.model == "default_int8")
+    assert int8.vs_float is not None and int8.vs_float.float_model == "default_float32"
+
+
+def test_no_models_and_none_bundled_says_what_to_do(monkeypatch):
+    # Stands in for an install without package data (a fork that ships no model).
+    monkeypatch.setattr("fer_edge.bench.models.bundled_models", lambda: [])
     with pytest.raises(FerEdgeError, match="pass .tflite files"):
         bench(BenchOptions(config=FAST))
 

@@ -109,7 +109,11 @@ def build_cnn_basic(input_shape: tuple[int, ...], num_classes: int) -> Any:
 
 
 def build_cnn_4stage(input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """Four conv stages (64, 64, 128, 128 kernels), each conv-BN-ReLU + pool, two Dense 256."""
+    """Four conv stages (64, 64, 128, 128 kernels), each conv-BN-ReLU + pool, two Dense 256.
+
+    Dropout is light (0.1 per stage, 0.3 per dense layer): with 0.25 and 0.5 it stayed on the
+    majority class of FER2013 for the first 8 epochs.
+    """
     _, keras = tf_and_keras()
     layers = keras.layers
     inputs = keras.Input(input_shape, name="face")
@@ -117,11 +121,11 @@ def build_cnn_4stage(input_shape: tuple[int, ...], num_classes: int) -> Any:
     for i, filters in enumerate((64, 64, 128, 128)):
         x = _conv_bn_relu(x, filters, name=f"stage{i + 1}")
         x = layers.MaxPooling2D()(x)
-        x = layers.Dropout(0.25)(x)
+        x = layers.Dropout(0.1)(x)
     x = layers.Flatten()(x)
     for _ in range(2):
         x = layers.Dense(256, activation="relu")(x)
-        x = layers.Dropout(0.5)(x)
+        x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn-4stage")
 
