@@ -147,6 +147,21 @@ def write_video(
     return truth
 
 
+def read_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Decode every frame of a video file (BGR); an empty list if it cannot be opened."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            frames.append(image)
+    finally:
+        capture.release()
+    return frames
+
+
 def sample_faces(
     root: str | os.PathLike[str], count: int, seed: int = 0
 ) -> tuple[list[np.ndarray], list[str]]:

@@ -19,7 +19,14 @@ from click.testing import CliRunner
 
 from fer_edge.cli import main
 from fer_edge.device.detect import Box
-from fer_edge.device.facevideo import ComposedFrame, background, compose_frames, found, write_video
+from fer_edge.device.facevideo import (
+    ComposedFrame,
+    background,
+    compose_frames,
+    found,
+    read_frames,
+    write_video,
+)
 from fer_edge.device.runner import STAGES, RunOptions, default_model_path, run
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
@@ -36,18 +43,6 @@ def astronaut() -> np.ndarray:
 
 def read_jsonl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def read_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fer_edge.device.detect import Box
+from fer_edge.device.facevideo import read_frames
 from fer_edge.device.sinks import (
     LABEL_COLORS,
     DisplaySink,
@@ -95,13 +96,8 @@ def test_video_sink_writes_annotated_frames(tmp_path):
     sink.close()
     cap = cv2.VideoCapture(str(target))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(5)
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
     cap.release()
+    frames = read_frames(target)
     assert len(frames) == 5 and all(f.shape == (120, 160, 3) for f in frames)
     color = np.array(LABEL_COLORS["happy"], np.float32)
     for i, image in enumerate(frames[:4]):
