@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -176,5 +175,3 @@ def eval_cmd(model_path: str, data: str, split: str, json_out: str | None) -> No
         from fer_edge.atomic import write_json
 
         write_json(json_out, metrics.to_dict())
-    if not sys.stdout.isatty():
-        sys.stdout.flush()
