@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
 
 
@@ -62,9 +63,11 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
 @click.option("--limit", type=int, help="Score a seeded sample of at most N images.")
 @click.option("--crop-size", type=int, help="End-to-end input crop size in pixels (0: 48 gray).")
-@click.option("--min-accuracy", type=float, help="Fail if any model scores below this (0-1).")
 @click.option(
-    "--min-agreement", type=float, help="Fail if a model agrees with its float parent less."
+    "--min-accuracy", type=FiniteFloat(), help="Fail if any model scores below this (0-1)."
+)
+@click.option(
+    "--min-agreement", type=FiniteFloat(), help="Fail if a model agrees with its float parent less."
 )
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run on a Coral Edge TPU.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
