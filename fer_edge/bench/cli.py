@@ -13,8 +13,13 @@ from typing import Any
 
 import click
 
+from fer_edge.atomic import check_output_file
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.runtime import check_threads
+
+#: Report options and their flags, checked before any model runs.
+OUTPUTS = {"json_path": "--json", "markdown": "--markdown", "plot": "--plot"}
 
 
 def _path(value: str | None) -> Path | None:
@@ -29,6 +34,8 @@ def _config(options: dict[str, Any]) -> Any:
     overrides: dict[str, Any] = {}
     if options["threads"]:
         overrides["threads"] = parse_int_list(options["threads"], "--threads")
+        for threads in overrides["threads"]:
+            check_threads(threads)
     if options["runtime"]:
         overrides["runtimes"] = parse_name_list(options["runtime"])
         if not overrides["runtimes"]:
@@ -100,6 +107,9 @@ def bench_cmd(**options: Any) -> None:
       fer-edge bench --pipeline --model m.tflite --source clip.mp4
     """
     progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
+    for key, flag in OUTPUTS.items():
+        if options[key]:
+            check_output_file(options[key], flag)
     if options["pipeline"]:
         _pipeline(options)
         return
