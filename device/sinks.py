@@ -29,8 +29,9 @@ from fer_edge.errors import FerEdgeError
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}
-#: Frame rates a video is stored at: OpenCV's MJPEG writer refuses below 1 fps, MPEG-4 above
-#: 65535, and an infinite rate hangs FFmpeg's writer for good; others are clamped into range.
+#: Frame rates a video is stored at. FFmpeg refuses rates without a usable time base (0.001
+#: fps; over 65535 for MPEG-4), OpenCV's fallback MJPEG writer anything under 1 fps, and an
+#: infinite rate hangs FFmpeg's writer for good; finite rates are clamped into this range.
 MIN_VIDEO_FPS, MAX_VIDEO_FPS = 1.0, 240.0
 #: MPEG-4 (mp4v) frames are at most this many pixels a side.
 MPEG4_MAX_SIDE = 8191
