@@ -99,7 +99,7 @@ def convert_cmd(
     from fer_edge.convert.options import ConvertOptions, FineTuneOptions
     from fer_edge.convert.report import summary
     from fer_edge.convert.run import convert
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     options = ConvertOptions(
         model=model,

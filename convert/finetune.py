@@ -10,8 +10,8 @@ from typing import Any
 from fer_edge.convert.options import FineTuneOptions
 from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
-from fer_edge.train.pipeline import make_dataset
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.inputs import make_dataset
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_edge.errors import FerEdgeError
-from fer_edge.runtime import RUNTIME_CHOICES
-from fer_edge.train.pipeline import AugmentOptions
+from fer_edge.runtime import check_runtime_name
+from fer_edge.train.inputs import AugmentOptions
 
 #: Post-training quantisation baselines (``--ptq``).
 PTQ_CHOICES: tuple[str, ...] = ("dynamic", "float16", "int8")
@@ -101,11 +101,7 @@ class ConvertOptions:
             raise FerEdgeError(
                 "--edgetpu: the Edge TPU runs only full-integer models; add --int8 or --ptq int8"
             )
-        if self.runtime not in RUNTIME_CHOICES:
-            raise FerEdgeError(
-                f"--runtime: unknown runtime {self.runtime!r}; choose from "
-                f"{', '.join(RUNTIME_CHOICES)}"
-            )
+        check_runtime_name(self.runtime)
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
             raise FerEdgeError(
                 f"--name: {self.name!r} is not a plain file-name prefix (letters, digits, . _ -)"

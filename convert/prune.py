@@ -10,7 +10,7 @@ from fer_edge.convert.options import FineTuneOptions
 from fer_edge.convert.sparsity import zero_share
 from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras, tfmot
 
 
 @dataclass(frozen=True)
@@ -58,17 +58,10 @@ def pruned_kernel_sparsity(model: Any) -> float:
     return share
 
 
-def _tfmot() -> Any:
-    tf_and_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
-
-
 def wrap_for_pruning(model: Any, schedule: PruneSchedule) -> Any:
     """Return a copy of ``model`` whose conv and dense layers prune to ``schedule``."""
     _, keras = tf_and_keras()
-    sparsity = _tfmot().sparsity.keras
+    sparsity = tfmot().sparsity.keras
     # A fresh copy first: cloning with a clone_function reuses the layer objects, and
     # fine-tuning must not change the weights of the model the float exports came from.
     copy = keras.models.clone_model(model)
@@ -105,7 +98,7 @@ def prune(
     Returns:
         ``(pruned plain Keras model, fine-tuning result)``; ``model`` itself is unchanged.
     """
-    sparsity = _tfmot().sparsity.keras
+    sparsity = tfmot().sparsity.keras
     total = options.epochs * steps_per_epoch(len(train), options.batch_size)
     wrapped = wrap_for_pruning(model, schedule_for(target, total))
     result = fine_tune(

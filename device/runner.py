@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,14 +48,14 @@ def default_model_path() -> Path:
     """Return the bundled model shipped in ``fer_edge/models/``.
 
     Raises:
-        FerEdgeError: no model is bundled yet, so ``--model`` must be given.
+        FerEdgeError: the package's model files are missing (a broken install).
     """
     candidate = resources.files("fer_edge.models").joinpath(DEFAULT_MODEL)
     if candidate.is_file():
         return Path(str(candidate))
     raise FerEdgeError(
-        "--model is required until a bundled model ships: pass a .tflite made by "
-        "'fer-edge convert', e.g. --model models/edge_int8.tflite"
+        f"--model: the bundled {DEFAULT_MODEL} is missing from this install; reinstall fer-edge "
+        "or pass a .tflite made by 'fer-edge convert', e.g. --model models/edge_int8.tflite"
     )
 
 
@@ -243,7 +243,7 @@ def _build_sinks(
     options: RunOptions,
     source: FrameSource,
     stack: contextlib.ExitStack,
-    timings: dict[str, Sequence[float]] | None = None,
+    timings: Mapping[str, Sequence[float]] | None = None,
     run_info: dict[str, str] | None = None,
 ) -> list[Sink]:
     sinks: list[Sink] = []

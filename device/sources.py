@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.errors import FerEdgeError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 #: Reads that fail in a row before a video counts as ended (trailing failures are not skips).
 VIDEO_END_AFTER = 8
 #: Reads that fail in a row before a live camera counts as gone.

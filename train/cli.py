@@ -128,7 +128,7 @@ def train_cmd(
     if list_models:
         _list_models()
         return
-    from fer_edge.train.pipeline import NO_AUGMENT, AugmentOptions
+    from fer_edge.train.inputs import NO_AUGMENT, AugmentOptions
     from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
 
     if not kwargs["out"]:
@@ -139,9 +139,8 @@ def train_cmd(
         if not kwargs["data"]:
             raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
         augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)
-        options = TrainOptions(
-            augment=augment, model_options=_parse_model_options(model_option), **kwargs
-        )  # type: ignore[arg-type]
+        model_options = _parse_model_options(model_option)
+        options = TrainOptions(augment=augment, model_options=model_options, **kwargs)  # type: ignore[arg-type]
     result = train(options, resume=resume)
     line = f"{options.model}: best epoch {result.best_epoch}/{result.epochs_run}, "
     line += f"{result.params:,} params, {result.macs / 1e6:.1f} M MACs, "
@@ -167,9 +166,9 @@ def eval_cmd(model_path: str, data: str, split: str, json_out: str | None) -> No
 
     Prints accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
     """
-    from fer_edge.train.evaluate import evaluate_model, format_metrics
+    from fer_edge.evaluate import evaluate_model, format_metrics
 
-    metrics = evaluate_model(model_path, data, split)
+    metrics = evaluate_model(model_path, data, split).metrics
     click.echo(format_metrics(metrics, title=f"{model_path} on {split}"))
     if json_out:
         from fer_edge.atomic import write_json

@@ -23,10 +23,10 @@ from fer_edge.errors import FerEdgeError
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model
 from fer_edge.preprocess import InputSpec
+from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
+from fer_edge.train.inputs import AugmentOptions, class_weights, make_dataset, to_inputs
 from fer_edge.train.models import count_macs, get_family
-from fer_edge.train.pipeline import AugmentOptions, class_weights, make_dataset, to_inputs
-from fer_edge.train.tfcompat import tf_and_keras
 
 SCHEDULES = ("cosine", "plateau")
 

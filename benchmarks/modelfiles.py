@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib.resources
 import os
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_edge.bench.pairing import card_method, read_card
+from fer_edge.card import gzip_size, read_card
 from fer_edge.errors import FerEdgeError
 from fer_edge.modelmeta import ModelMeta, read_meta
 
@@ -60,11 +59,6 @@ class ModelInfo:
         }
 
 
-def gzip_size(data: bytes) -> int:
-    """Return the gzip -9 size of ``data`` (deterministic: no name or time in the header)."""
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
-
 def describe_model(path: Path, name: str | None = None) -> ModelInfo:
     """Read a model's size, gzip size, card and metadata.
 
@@ -73,12 +67,12 @@ def describe_model(path: Path, name: str | None = None) -> ModelInfo:
     """
     meta = read_meta(path)
     data = path.read_bytes()
-    card = read_card(path) or {}
-    sparsity = card.get("sparsity")
+    card = read_card(path)
+    sparsity = card.sparsity if card else None
     return ModelInfo(
         path=path,
         name=name or path.stem,
-        method=card_method(card) or "",
+        method=card.method if card else "",
         size_bytes=len(data),
         gzip_bytes=gzip_size(data),
         sparsity=float(sparsity) if isinstance(sparsity, int | float) else None,

@@ -1,7 +1,8 @@
 """Benchmark configurations: how long to warm up, how often to repeat, which threads.
 
-Defaults live here so a device with only the installed package can bench; the files in the
-repository's ``benchmarks/`` folder are named variations loaded with ``--config``.
+Defaults live here so a device with only the installed package can bench; the named
+variations in ``configs/`` ship with the package and are picked by name (``--config pi4``) or
+given as a path to any JSON file of the same shape.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fer_edge.errors import FerEdgeError
+
+#: The named configurations that ship with the package.
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -128,13 +132,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     return value
 
 
+def config_names() -> list[str]:
+    """Return the names of the configurations shipped in ``configs/``."""
+    return sorted(p.stem for p in CONFIGS.glob("*.json"))
+
+
 def load_config(path: str | os.PathLike[str]) -> BenchConfig:
-    """Read a benchmark configuration JSON file.
+    """Read a benchmark configuration: a shipped one by name (``pi4``) or a JSON file.
 
     Raises:
-        FerEdgeError: the file is missing, not JSON, or holds unknown keys or bad values.
+        FerEdgeError: no such name or file, not JSON, or unknown keys or bad values.
     """
     file = Path(path)
+    if not file.is_file() and file.suffix == "" and len(file.parts) == 1:
+        if str(path) not in config_names():
+            raise FerEdgeError(
+                f"--config: no configuration named {path!r} and no such file; shipped ones: "
+                f"{', '.join(config_names())}"
+            )
+        file = CONFIGS / f"{path}.json"
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
