@@ -32,6 +32,10 @@ def _config(options: dict[str, Any]) -> Any:
         overrides["runtimes"] = parse_name_list(options["runtime"])
         if not overrides["runtimes"]:
             raise FerEdgeError("--runtime: empty runtime list")
+    if options["tta"]:
+        overrides["tta"] = parse_name_list(options["tta"])
+        if not overrides["tta"]:
+            raise FerEdgeError("--tta: empty list")
     for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
         if options[key] is not None:
             overrides[key] = options[key]
@@ -55,6 +59,11 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option(
     "--runtime",
     help="auto, litert, tflite_runtime or tf; a comma list compares them side by side.",
+)
+@click.option(
+    "--tta",
+    help="Test-time augmentation modes, e.g. none,flip: a +flip row per model shows the "
+    "accuracy gain and the per-face cost of mirroring.",
 )
 @click.option("--baseline", type=click.Path(), help="Float model to compare with, where no card.")
 @click.option(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_edge.classifier import TTA_CHOICES
 from fer_edge.errors import FerEdgeError
 
 #: The named configurations that ship with the package.
@@ -40,6 +41,8 @@ class BenchConfig:
         min_accuracy: fail when a model's accuracy is below this (``None``: no floor).
         min_agreement: fail when a model agrees with its float parent on fewer top-1 predictions
             than this (``None``: no floor).
+        tta: test-time augmentation modes to bench every model with (``none``, ``flip``); each
+            mode past ``none`` adds a ``NAME+MODE`` row compared with the plain model.
     """
 
     name: str = "default"
@@ -54,6 +57,7 @@ class BenchConfig:
     seed: int = 0
     min_accuracy: float | None = None
     min_agreement: float | None = None
+    tta: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
         """Validate values, naming the offending field."""
@@ -67,6 +71,11 @@ class BenchConfig:
             raise FerEdgeError(f"threads must be positive integers, got {list(self.threads)}")
         if not self.runtimes:
             raise FerEdgeError("runtimes must name at least one runtime")
+        if not self.tta:
+            raise FerEdgeError("tta must name at least one mode")
+        unknown = [m for m in self.tta if m not in TTA_CHOICES]
+        if unknown:
+            raise FerEdgeError(f"tta must be among {', '.join(TTA_CHOICES)}, got {unknown[0]!r}")
         if self.limit is not None and self.limit < 1:
             raise FerEdgeError(f"limit must be at least 1, got {self.limit}")
         for key in ("min_accuracy", "min_agreement"):
@@ -79,6 +88,7 @@ class BenchConfig:
         data = dataclasses.asdict(self)
         data["threads"] = list(self.threads)
         data["runtimes"] = list(self.runtimes)
+        data["tta"] = list(self.tta)
         return data
 
     @classmethod
@@ -115,7 +125,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
-    if key in ("threads", "runtimes"):
+    if key in ("threads", "runtimes", "tta"):
         items = value if isinstance(value, list) else [value]
         kind = int if key == "threads" else str
         if not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):

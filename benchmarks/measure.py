@@ -125,7 +125,37 @@ def _describe_models(
             notes.append(f"added {name} to the run as the float parent of a benched model")
         info = describe_model(pairing.model, name)
         infos.append(replace(info, parent=pairing.parent, pairing=pairing.reason, added=added))
+    names = {info.path.resolve(): info.name for info in infos}
+    infos = [
+        replace(i, parent_name=names.get(i.parent.resolve()) if i.parent else None) for i in infos
+    ]
     return infos, notes
+
+
+def with_tta_variants(infos: list[ModelInfo], modes: tuple[str, ...]) -> list[ModelInfo]:
+    """Add a ``NAME+MODE`` row per model and TTA mode other than ``none``.
+
+    A variant's ratios and accuracy delta are taken against the same model without TTA, so the
+    table shows what the augmentation gains and what it costs per face.
+    """
+    out = []
+    for info in infos:
+        if "none" in modes:
+            out.append(info)
+        for mode in modes:
+            if mode != "none":
+                out.append(
+                    replace(
+                        info,
+                        name=f"{info.name}+{mode}",
+                        tta=mode,
+                        parent=info.path,
+                        parent_name=info.name if "none" in modes else None,
+                        pairing="tta",
+                        added=False,
+                    )
+                )
+    return out
 
 
 @contextmanager
@@ -137,7 +167,8 @@ def _bar(total: int, enabled: bool, desc: str) -> Iterator[Any]:
 def _classifier(
     info: ModelInfo, runtime: Runtime, threads: int, delegate: str | None
 ) -> FaceClassifier:
-    return FaceClassifier(info.path, ClassifierOptions(threads, runtime.name, delegate), runtime)
+    options = ClassifierOptions(threads, runtime.name, delegate, info.tta)
+    return FaceClassifier(info.path, options, runtime)
 
 
 def bench(options: BenchOptions) -> BenchReport:
@@ -162,6 +193,9 @@ def bench(options: BenchOptions) -> BenchReport:
             raise FerEdgeError(f"--baseline: {baseline} is not a .tflite file")
     requested = expand_model_paths(options.models)
     models, notes = _describe_models(requested, baseline)
+    models = with_tta_variants(models, config.tta)
+    if any(m.tta != "none" for m in models) and "none" in config.tta:
+        notes.append("+flip rows are compared with the same model without TTA")
     runtimes, skipped = load_runtimes(config.runtimes)
     environment = collect_environment()
 
@@ -228,7 +262,7 @@ def _evaluate(
     threads = max(options.config.threads)
     predictions: dict[str, np.ndarray] = {}
     usable: list[ModelInfo] = []
-    by_path = {m.path.resolve(): m for m in report.models}
+    by_name = {m.name: m for m in report.models}
     metrics: dict[str, ClassificationMetrics] = {}
     for info in report.models:
         try:
@@ -241,7 +275,7 @@ def _evaluate(
         predictions[info.name] = evaluation.predictions
         metrics[info.name] = evaluation.metrics
     for info in usable:
-        parent = by_path.get(info.parent.resolve()) if info.parent else None
+        parent = by_name.get(info.parent_name) if info.parent_name else None
         agree = None
         if parent is not None and parent.name in predictions:
             if parent.meta.labels == info.meta.labels:
@@ -291,11 +325,11 @@ def _time(
     latencies = measure_interleaved(timers, config.warmup, config.repeats, config.rounds)
     dtypes = {i.name: str(t.classifier.input_dtype) for i, t in zip(timed, timers, strict=True)}
     evals = {e.model: e for e in report.evaluations if e.runtime == runtime.name}
-    by_path = {m.path.resolve(): m for m in timed}
+    timed_by_name = {m.name: m for m in timed}
     by_name = dict(zip((m.name for m in timed), latencies, strict=True))
     for info, latency in zip(timed, latencies, strict=True):
         ev = evals.get(info.name)
-        parent = by_path.get(info.parent.resolve()) if info.parent else None
+        parent = timed_by_name.get(info.parent_name) if info.parent_name else None
         report.rows.append(
             ResultRow(
                 model=info.name,

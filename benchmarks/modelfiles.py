@@ -29,6 +29,9 @@ class ModelInfo:
         parent: the float parent's path, or ``None``.
         pairing: how the parent was found (see :class:`fer_edge.bench.pairing.Pairing`).
         added: True if the model was not asked for but benched as another model's parent.
+        tta: the test-time augmentation it runs with (``none`` or ``flip``).
+        parent_name: the display name of the model its ratios are taken against: the float
+            parent, or for a TTA variant the same model without TTA.
     """
 
     path: Path
@@ -41,6 +44,8 @@ class ModelInfo:
     parent: Path | None = None
     pairing: str = "unpaired"
     added: bool = False
+    tta: str = "none"
+    parent_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -56,6 +61,8 @@ class ModelInfo:
             "float_model": str(self.parent) if self.parent else None,
             "pairing": self.pairing,
             "added_as_parent": self.added,
+            "tta": self.tta,
+            "compared_with": self.parent_name,
         }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fer_edge.atomic import write_json
+from fer_edge.classifier import TTA_CHOICES
 from fer_edge.device.detect import DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
@@ -71,6 +72,12 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run the model on a Coral.")
 @click.option(
+    "--tta",
+    type=click.Choice(TTA_CHOICES),
+    help="Test-time augmentation: flip also classifies the mirrored face (2 invokes per face) "
+    "[default: the model card's choice].",
+)
+@click.option(
     "--size",
     callback=parse_size,
     metavar="WxH",
@@ -119,6 +126,7 @@ def run_cmd(
     threads: int | None,
     runtime: str,
     delegate: str | None,
+    tta: str | None,
     size: tuple[int, int] | None,
     max_fps: float | None,
     max_frames: int | None,
@@ -154,6 +162,7 @@ def run_cmd(
         threads=threads,
         runtime=runtime,
         delegate=delegate,
+        tta=tta,
         size=size,
         max_fps=max_fps,
         max_frames=max_frames,

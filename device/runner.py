@@ -73,6 +73,7 @@ class RunOptions:
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
+        tta: test-time augmentation (``none`` or ``flip``); ``None``: the model card's choice.
         size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
         max_fps: pace the loop to at most this many frames per second.
         max_frames: stop after this many frames.
@@ -96,6 +97,7 @@ class RunOptions:
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
+    tta: str | None = None
     size: tuple[int, int] | None = None
     max_fps: float | None = None
     max_frames: int | None = None
@@ -337,7 +339,8 @@ def run(options: RunOptions) -> RunSummary:
     started = time.perf_counter()
     model_path = Path(options.model) if options.model is not None else default_model_path()
     classifier = FaceClassifier(
-        model_path, ClassifierOptions(options.threads, options.runtime, options.delegate)
+        model_path,
+        ClassifierOptions(options.threads, options.runtime, options.delegate, options.tta),
     )
     detector = make_detector(
         options.detector,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_edge.classifier import FaceClassifier
+from fer_edge.classifier import ClassifierOptions, FaceClassifier, check_tta
 from fer_edge.data import Dataset, Split, load_dataset
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
@@ -177,9 +177,18 @@ def predict_keras(model_path: str | os.PathLike[str], images: np.ndarray) -> np.
 
 
 def evaluate_model(
-    model_path: str | os.PathLike[str], data: str | os.PathLike[str], split: str = "val"
+    model_path: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    split: str = "val",
+    tta: str | None = None,
 ) -> Evaluation:
     """Evaluate a ``.keras`` or ``.tflite`` model with metadata on ``split`` of ``data``.
+
+    Args:
+        model_path: the model.
+        data: a dataset folder or FER2013 CSV.
+        split: ``train``, ``val`` or ``test``.
+        tta: test-time augmentation (``none``, ``flip``); ``None``: the model card's choice.
 
     Raises:
         FerEdgeError: not a model file, no metadata, or data without the model's classes.
@@ -190,8 +199,11 @@ def evaluate_model(
     meta = read_meta(path)
     eval_set = load_eval_set(data, split, meta)
     if path.suffix == ".tflite":
-        return evaluate(FaceClassifier(path), eval_set)
-    return score(predict_keras(path, eval_set.images), eval_set.labels, eval_set.classes)
+        return evaluate(FaceClassifier(path, ClassifierOptions(tta=tta)), eval_set)
+    probs = predict_keras(path, eval_set.images)
+    if check_tta(tta or "none") == "flip":
+        probs = (probs + predict_keras(path, eval_set.images[:, :, ::-1])) / 2.0
+    return score(probs, eval_set.labels, eval_set.classes)
 
 
 def format_metrics(metrics: ClassificationMetrics, title: str = "") -> str:

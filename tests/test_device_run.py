@@ -28,7 +28,6 @@ from fer_edge.device.facevideo import (
     write_video,
 )
 from fer_edge.device.runner import STAGES, RunOptions, default_model_path, run
-from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta
 from fer_edge.preprocess import InputSpec

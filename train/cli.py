@@ -159,16 +159,23 @@ def train_cmd(
     "--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True
 )
 @click.option(
+    "--tta",
+    type=click.Choice(["none", "flip"]),
+    default=None,
+    help="Test-time augmentation: flip averages the face and its mirror image "
+    "[default: the model card's choice; none for .keras].",
+)
+@click.option(
     "--json", "json_out", type=click.Path(), default=None, help="Also write the metrics as JSON."
 )
-def eval_cmd(model_path: str, data: str, split: str, json_out: str | None) -> None:
+def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: str | None) -> None:
     """Evaluate a saved model (.keras or .tflite) on a dataset split.
 
     Prints accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
     """
     from fer_edge.evaluate import evaluate_model, format_metrics
 
-    metrics = evaluate_model(model_path, data, split).metrics
+    metrics = evaluate_model(model_path, data, split, tta).metrics
     click.echo(format_metrics(metrics, title=f"{model_path} on {split}"))
     if json_out:
         from fer_edge.atomic import write_json
