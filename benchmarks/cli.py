@@ -68,7 +68,7 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--baseline", type=click.Path(), help="Float model to compare with, where no card.")
 @click.option(
     "--config",
-    help="A shipped configuration by name (default, ci, fer2013-val, pi4) or a JSON file.",
+    help="A shipped configuration by name (default, ci, fer2013-val, peers, pi4) or a JSON file.",
 )
 @click.option("--warmup", type=int, help="Untimed calls per model before timing.")
 @click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
