@@ -15,6 +15,23 @@ from fer_edge.train.inputs import make_dataset
 
 
 @dataclass(frozen=True)
+class TuneData:
+    """What fine-tuning trains and judges on.
+
+    Attributes:
+        train: the (augmented) training split, labels in the model's order.
+        val: the split Keras accuracy is reported on.
+        spec: the model's input spec (normalisation).
+        num_classes: the model's class count (one-hot depth).
+    """
+
+    train: Split
+    val: Split
+    spec: InputSpec
+    num_classes: int
+
+
+@dataclass(frozen=True)
 class FineTuneResult:
     """What a fine-tuning run did.
 
@@ -37,10 +54,7 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 
 def fine_tune(
     model: Any,
-    train: Split,
-    val: Split,
-    spec: InputSpec,
-    num_classes: int,
+    data: TuneData,
     options: FineTuneOptions,
     *,
     seed: int = 0,
@@ -58,6 +72,7 @@ def fine_tune(
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=["accuracy"],
     )
+    train, val, spec, num_classes = data.train, data.val, data.spec, data.num_classes
     train_ds = make_dataset(
         train.images,
         train.labels,

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fer_edge.convert.finetune import FineTuneResult, fine_tune, steps_per_epoch
+from fer_edge.convert.finetune import FineTuneResult, TuneData, fine_tune, steps_per_epoch
 from fer_edge.convert.options import FineTuneOptions
 from fer_edge.convert.sparsity import zero_share
-from fer_edge.data import Split
-from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras, tfmot
 
 
@@ -85,10 +83,7 @@ def wrap_for_pruning(model: Any, schedule: PruneSchedule) -> Any:
 def prune(
     model: Any,
     target: float,
-    train: Split,
-    val: Split,
-    spec: InputSpec,
-    num_classes: int,
+    data: TuneData,
     options: FineTuneOptions,
     *,
     seed: int = 0,
@@ -99,16 +94,8 @@ def prune(
         ``(pruned plain Keras model, fine-tuning result)``; ``model`` itself is unchanged.
     """
     sparsity = tfmot().sparsity.keras
-    total = options.epochs * steps_per_epoch(len(train), options.batch_size)
+    total = options.epochs * steps_per_epoch(len(data.train), options.batch_size)
     wrapped = wrap_for_pruning(model, schedule_for(target, total))
-    result = fine_tune(
-        wrapped,
-        train,
-        val,
-        spec,
-        num_classes,
-        options,
-        seed=seed,
-        callbacks=[sparsity.UpdatePruningStep()],
-    )
+    callbacks = [sparsity.UpdatePruningStep()]
+    result = fine_tune(wrapped, data, options, seed=seed, callbacks=callbacks)
     return sparsity.strip_pruning(wrapped), result

@@ -20,7 +20,7 @@ from fer_edge.convert.card import card_for
 from fer_edge.convert.dataset import load_for_model
 from fer_edge.convert.edgetpu import HOW_TO, compile_for_edgetpu, find_compiler
 from fer_edge.convert.export import representative_inputs, to_tflite, write_tflite
-from fer_edge.convert.finetune import fine_tune
+from fer_edge.convert.finetune import TuneData, fine_tune
 from fer_edge.convert.options import ConvertOptions
 from fer_edge.convert.prune import prune as prune_model
 from fer_edge.convert.prune import pruned_kernel_sparsity
@@ -237,8 +237,9 @@ def _prune_and_quantise(
     exporter: _Exporter,
     log: Log,
 ) -> None:
-    train, val = dataset.split("train"), dataset.split("val")
-    spec, classes = source.meta.input, len(source.meta.labels)
+    data = TuneData(
+        dataset.split("train"), dataset.split("val"), source.meta.input, len(source.meta.labels)
+    )
     tune = options.fine_tune
     model, target = source.model, options.prune
     step = time.perf_counter()
@@ -246,9 +247,7 @@ def _prune_and_quantise(
     if target is not None:
         tag = percent_tag(target)
         log(f"pruning to {100 * target:.0f}% sparsity over {tune.epochs} fine-tuning epochs")
-        model, tuned = prune_model(
-            source.model, target, train, val, spec, classes, tune, seed=options.seed
-        )
+        model, tuned = prune_model(source.model, target, data, tune, seed=options.seed)
         log(
             f"pruned conv/dense kernels: {100 * pruned_kernel_sparsity(model):.1f}% zeros; "
             f"Keras val accuracy {100 * tuned.val_accuracy:.1f}%"
@@ -270,7 +269,7 @@ def _prune_and_quantise(
         f"{tune.epochs} epochs at lr {tune.lr:g}"
     )
     qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
-    tuned = fine_tune(qat, train, val, spec, classes, tune, seed=options.seed)
+    tuned = fine_tune(qat, data, tune, seed=options.seed)
     log(f"QAT Keras val accuracy {100 * tuned.val_accuracy:.1f}% (fake-quantised, before export)")
     if preserve and target is not None:
         tag, method = f"pqat{percent_tag(target)}_int8", "pqat-int8"

@@ -102,31 +102,28 @@ def _require_numpy_1() -> None:
         raise ImportError(f"tflite-runtime needs numpy<2, found numpy {numpy_version}")
 
 
+#: The standalone interpreters: runtime name -> (module with Interpreter, distribution name).
+_STANDALONE = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+}
+
+
 def _import(name: str) -> Runtime:
-    if name == "litert":
-        module = importlib.import_module("ai_edge_litert.interpreter")
+    if name in _STANDALONE:
+        module_name, distribution = _STANDALONE[name]
+        module = importlib.import_module(module_name)
+        if name == "tflite_runtime":
+            _require_numpy_1()
         return Runtime(
             name,
-            importlib.metadata.version("ai-edge-litert"),
+            importlib.metadata.version(distribution),
             module.Interpreter,
             module.load_delegate,
-        )
-    if name == "tflite_runtime":
-        module = importlib.import_module("tflite_runtime.interpreter")
-        _require_numpy_1()
-        return Runtime(
-            name,
-            importlib.metadata.version("tflite-runtime"),
-            module.Interpreter,
-            module.load_delegate,
-        )
-    if name == "tf":
-        tf = importlib.import_module("tensorflow")
-        return Runtime(
-            name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
         )
     check_runtime_name(name)
-    raise AssertionError(name)  # check_runtime_name raised: every known name returned above
+    tf = importlib.import_module("tensorflow")
+    return Runtime(name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
 
 
 def check_runtime_name(name: str) -> str:
