@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
+from fer_edge.atomic import check_output_file
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.runtime import check_threads
+
+#: Report options and their flags, checked before any model runs.
+OUTPUTS = {"json_path": "--json", "markdown": "--markdown", "plot": "--plot"}
 
 
 def _path(value: str | None) -> Path | None:
@@ -28,6 +34,8 @@ def _config(options: dict[str, Any]) -> Any:
     overrides: dict[str, Any] = {}
     if options["threads"]:
         overrides["threads"] = parse_int_list(options["threads"], "--threads")
+        for threads in overrides["threads"]:
+            check_threads(threads)
     if options["runtime"]:
         overrides["runtimes"] = parse_name_list(options["runtime"])
         if not overrides["runtimes"]:
@@ -74,9 +82,11 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
 @click.option("--limit", type=int, help="Score a seeded sample of at most N images.")
 @click.option("--crop-size", type=int, help="End-to-end input crop size in pixels (0: 48 gray).")
-@click.option("--min-accuracy", type=float, help="Fail if any model scores below this (0-1).")
 @click.option(
-    "--min-agreement", type=float, help="Fail if a model agrees with its float parent less."
+    "--min-accuracy", type=FiniteFloat(), help="Fail if any model scores below this (0-1)."
+)
+@click.option(
+    "--min-agreement", type=FiniteFloat(), help="Fail if a model agrees with its float parent less."
 )
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run on a Coral Edge TPU.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
@@ -109,6 +119,9 @@ def bench_cmd(**options: Any) -> None:
       fer-edge bench --pipeline --model m.tflite --source clip.mp4
     """
     progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
+    for key, flag in OUTPUTS.items():
+        if options[key]:
+            check_output_file(options[key], flag)
     if options["pipeline"]:
         _pipeline(options)
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.convert.options import PTQ_CHOICES
 from fer_edge.errors import FerEdgeError
 from fer_edge.runtime import RUNTIME_CHOICES
@@ -33,7 +34,7 @@ from fer_edge.runtime import RUNTIME_CHOICES
 @click.option("--int8", is_flag=True, help="Full-integer model by quantisation-aware training.")
 @click.option(
     "--prune",
-    type=float,
+    type=FiniteFloat(),
     default=None,
     metavar="SPARSITY",
     help="Magnitude-prune to this sparsity (e.g. 0.5); with --int8, pruning-preserving QAT.",
@@ -45,7 +46,7 @@ from fer_edge.runtime import RUNTIME_CHOICES
     help="Post-training baseline to export too (repeatable).",
 )
 @click.option("--epochs", type=int, default=3, show_default=True, help="Epochs of pruning / QAT.")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Fine-tuning rate.")
+@click.option("--lr", type=FiniteFloat(), default=1e-4, show_default=True, help="Fine-tuning rate.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option(
     "--augment/--no-augment", default=True, show_default=True, help="Augment while fine-tuning."

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from fer_edge.atomic import check_output_folder
 from fer_edge.card import card_path, gzip_size, read_card
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.convert.card import card_for
@@ -181,6 +182,7 @@ def convert(
     runtime = load_runtime(options.runtime)
     name = options.name or source.default_name
     out = Path(options.out) if options.out is not None else Path("models") / name
+    check_output_folder(out, "--out")
     if dataset is None:
         dataset = load_for_model(
             options.data,

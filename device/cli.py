@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from fer_edge.atomic import write_json
+from fer_edge.atomic import check_output_file, write_json
 from fer_edge.classifier import TTA_CHOICES
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.device.detect import DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink
-from fer_edge.errors import FerEdgeError
+from fer_edge.device.sources import MAX_FRAME_SIDE
+from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.runtime import RUNTIME_CHOICES
 
 
@@ -27,8 +30,8 @@ def parse_size(
         width, height = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"expected WxH such as 640x480, got {value!r}") from None
-    if width < 1 or height < 1:
-        raise click.BadParameter(f"expected a positive WxH, got {value!r}")
+    if not (1 <= width <= MAX_FRAME_SIDE and 1 <= height <= MAX_FRAME_SIDE):
+        raise click.BadParameter(f"each side must be 1-{MAX_FRAME_SIDE} px, got {value!r}")
     return width, height
 
 
@@ -83,17 +86,18 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     metavar="WxH",
     help="Camera capture size; frames from files are scaled to it.",
 )
-@click.option("--max-fps", type=float, help="Process at most this many frames per second.")
+@click.option("--max-fps", type=FiniteFloat(), help="Process at most this many frames per second.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option(
     "--margin",
-    type=float,
+    type=FiniteFloat(),
     help="Crop margin per side, as a fraction of the face box [default: haar 0.02, yunet 0].",
 )
 @click.option("--min-face", default=40, show_default=True, help="Smallest face side in pixels.")
 @click.option(
     "--smooth",
     "smooth_alpha",
+    type=FiniteFloat(),
     default=0.5,
     show_default=True,
     help="Weight of the newest frame in the per-face moving average.",
@@ -143,7 +147,8 @@ def run_cmd(
     """Detect faces in frames and classify their expressions.
 
     Prints fps and per-stage timings (capture, detect, classify, output) to stderr at the end;
-    Ctrl-C stops cleanly and still writes every output.
+    Ctrl-C or SIGTERM stops cleanly, writes every output and exits 130 or 143. A source with no
+    readable frame at all exits 1.
 
     \b
     Examples:
@@ -153,6 +158,8 @@ def run_cmd(
       fer-edge run -m edge_int8.tflite --source clip.mp4 --save out.mp4 --jsonl out.jsonl
       fer-edge run -m edge_int8.tflite -s 'photos/*.jpg' --detector yunet --detector-model y.onnx
     """
+    if summary_path is not None:
+        check_output_file(summary_path, "--summary")
     options = RunOptions(
         model=model,
         source=source,
@@ -179,3 +186,9 @@ def run_cmd(
     click.echo(summary.format(), err=True)
     if summary_path is not None:
         write_json(summary_path, summary.to_dict())
+    if summary.interrupted:
+        raise Interrupted(summary.stop_signal or signal.SIGINT)
+    if not summary.frames:
+        raise FerEdgeError(
+            f"--source: nothing readable in {summary.source} ({summary.skipped} skipped)"
+        )

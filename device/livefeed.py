@@ -193,12 +193,25 @@ class LiveFeed:
         return self._closed
 
     @contextlib.contextmanager
-    def watch(self) -> Iterator[None]:
-        """Count the caller as a viewer for the duration of the block (encoding runs meanwhile)."""
+    def watch(self, limit: int | None = None) -> Iterator[bool]:
+        """Count the caller as a viewer for the duration of the block (encoding runs meanwhile).
+
+        Args:
+            limit: admit the caller only while fewer than this many are watching.
+
+        Yields:
+            Whether the caller was admitted (and counted). The check and the count are one
+            step under the lock, so concurrent callers can never exceed ``limit``.
+        """
         with self._lock:
-            self._watchers += 1
+            admitted = limit is None or self._watchers < limit
+            if admitted:
+                self._watchers += 1
+        if not admitted:
+            yield False
+            return
         try:
-            yield
+            yield True
         finally:
             with self._lock:
                 self._watchers -= 1

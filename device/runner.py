@@ -9,6 +9,7 @@ captures, detects, classifies and writes.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import statistics
 import threading
@@ -22,14 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.device.detect import DEFAULT_MARGIN, make_detector
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import FrameSource, open_source
+from fer_edge.device.sources import MAX_FRAME_SIDE, FrameSource, open_source
 from fer_edge.errors import FerEdgeError
+from fer_edge.runtime import check_threads
 
 #: The bundled model, once one ships as package data of ``fer_edge.models``.
 DEFAULT_MODEL = "default_int8.tflite"
@@ -111,13 +114,21 @@ class RunOptions:
     sinks: list[Sink] = field(default_factory=list)
 
     def validate(self) -> None:
-        """Check value ranges, naming the flag at fault.
+        """Check value ranges and output paths, naming the flag at fault.
+
+        Runs before anything loads, so a bad value or an unwritable output costs no run.
 
         Raises:
-            FerEdgeError: a value out of range.
+            FerEdgeError: a value out of range, or an output path that cannot be written.
         """
-        if self.threads is not None and self.threads < 1:
-            raise FerEdgeError(f"--threads: must be at least 1, got {self.threads}")
+        check_threads(self.threads)
+        for flag, value in (
+            ("--max-fps", self.max_fps),
+            ("--margin", self.margin),
+            ("--smooth", self.smoothing),
+        ):
+            if value is not None and not math.isfinite(value):
+                raise FerEdgeError(f"{flag}: must be a finite number, got {value}")
         if self.max_fps is not None and self.max_fps <= 0:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -126,10 +137,15 @@ class RunOptions:
             raise FerEdgeError(f"--margin: must be between 0 and 1, got {self.margin}")
         if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
             raise FerEdgeError(f"--smooth: must be in (0, 1], got {self.smoothing}")
-        if self.size is not None and min(self.size) < 1:
-            raise FerEdgeError(f"--size: must be positive, got {self.size[0]}x{self.size[1]}")
+        if self.size is not None and not 1 <= min(self.size) <= max(self.size) <= MAX_FRAME_SIDE:
+            size = f"{self.size[0]}x{self.size[1]}"
+            raise FerEdgeError(f"--size: each side must be 1-{MAX_FRAME_SIDE} px, got {size}")
         if self.serve is not None:
             parse_address(self.serve)
+        if self.jsonl is not None and self.jsonl != "-":
+            check_output_file(self.jsonl, "--jsonl")
+        if self.save is not None:
+            check_output_file(self.save, "--save")
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,8 @@ class RunSummary:
         quantized: whether the model has an integer input.
         runtime: the interpreter runtime and version.
         threads: the requested interpreter threads (``None``: runtime default).
+        damaged: frames used although their decoder reported damage.
+        stop_signal: the signal that interrupted the run (``None``: not interrupted by one).
     """
 
     frames: int
@@ -204,6 +222,8 @@ class RunSummary:
     quantized: bool
     runtime: str
     threads: int | None
+    damaged: int = 0
+    stop_signal: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -222,7 +242,9 @@ class RunSummary:
         threads = "default" if self.threads is None else str(self.threads)
         lines = [
             f"{self.frames} frames from {self.source} in {self.seconds:.2f} s: {self.fps:.1f} fps"
-            f" ({self.stop_reason}; {self.skipped} skipped, startup {self.startup_seconds:.2f} s)",
+            f" ({self.stop_reason}; {self.skipped} skipped"
+            + (f", {self.damaged} damaged" if self.damaged else "")
+            + f", startup {self.startup_seconds:.2f} s)",
             f"faces: {self.faces} in {self.frames_with_faces} frames"
             + (f" ({100.0 * self.frames_with_faces / self.frames:.0f}%)" if self.frames else ""),
             f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
@@ -254,12 +276,14 @@ def _build_sinks(
         stack.callback(sink.close)
         sinks.append(sink)
 
-    if options.jsonl is not None:
-        add(JsonlSink(options.jsonl))
+    # The video first: a writer that cannot open fails on the first frame before any other
+    # sink has it, so no output holds a frame the video lacks.
     if options.save is not None:
         # Still images get a couple per second, slow enough to look at.
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
         add(VideoSink(options.save, fps, follow_time=source.timed))
+    if options.jsonl is not None:
+        add(JsonlSink(options.jsonl))
     if options.display:
         add(DisplaySink())
     if options.serve is not None:
@@ -291,6 +315,7 @@ class _StopRequest:
     """Set by the first SIGINT/SIGTERM; the loop stops before the next frame."""
 
     requested = False
+    signum: int = signal.SIGINT
 
 
 @contextlib.contextmanager
@@ -309,6 +334,7 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True
+        stop.signum = signum
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -355,6 +381,7 @@ def run(options: RunOptions) -> RunSummary:
     samples = pipeline.samples
     tally = _Tally()
     stop_reason = "end of source"
+    stop = _StopRequest()  # replaced by the signal handlers' own once the loop starts
     period = 1.0 / options.max_fps if options.max_fps else 0.0
 
     with contextlib.ExitStack() as stack:
@@ -400,6 +427,7 @@ def run(options: RunOptions) -> RunSummary:
             stop_reason = str(reason) or "stopped"
         seconds = time.perf_counter() - loop_start
         skipped = source.skipped
+        damaged = source.damaged
         description = source.description
 
     return RunSummary(
@@ -419,4 +447,6 @@ def run(options: RunOptions) -> RunSummary:
         quantized=classifier.is_quantized,
         runtime=classifier.runtime.describe(),
         threads=options.threads,
+        damaged=damaged,
+        stop_signal=stop.signum if stop_reason == "interrupted" else None,
     )

@@ -7,6 +7,7 @@ Subcommands live next to the code they drive and are imported only when invoked,
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Any
 
@@ -58,9 +59,9 @@ class LazyGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename}: no such file") from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

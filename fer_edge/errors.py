@@ -1,4 +1,6 @@
-"""The one exception type that means "the user gave us bad input"."""
+"""The one exception type that means "the user gave us bad input", and how a stop is told."""
+
+import signal
 
 
 class FerEdgeError(Exception):
@@ -17,3 +19,18 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended a command after it saved its work.
+
+    The CLI exits with the shell's convention for death by that signal, ``128 + signum``
+    (130 for Ctrl-C, 143 for SIGTERM), so scripts can tell a stopped run from a finished one.
+
+    Attributes:
+        signum: the signal that asked to stop.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)

@@ -8,9 +8,11 @@ every number.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,27 @@ RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIMES)
 #: Environment variable that overrides ``auto`` (useful where a runtime is known to crash).
 RUNTIME_ENV = "FER_EDGE_RUNTIME"
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+#: Interpreter threads allowed per CPU. More only adds contention, and a huge count crashes
+#: the interpreter (``--threads 100000`` segfaulted in LiteRT 2.3).
+THREADS_PER_CPU = 4
+
+
+def max_threads() -> int:
+    """Return the largest ``--threads`` accepted on this machine."""
+    return THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a thread count below 1 or above :func:`max_threads`.
+
+    Raises:
+        FerEdgeError: naming ``--threads``.
+    """
+    if threads is not None and not 1 <= threads <= max_threads():
+        raise FerEdgeError(
+            f"--threads: must be 1-{max_threads()} ({THREADS_PER_CPU} per CPU here), got {threads}"
+        )
+
 
 _INSTALL_HINTS = {
     "litert": "pip install ai-edge-litert",
@@ -64,9 +87,10 @@ class Runtime:
         Raises:
             FerEdgeError: the delegate cannot be loaded or the model is not a TFLite model.
         """
-        delegates = [self._edgetpu()] if delegate == "edgetpu" else None
+        check_threads(threads)
         if delegate not in (None, "edgetpu"):
             raise FerEdgeError(f"--delegate: unknown delegate {delegate!r} (known: edgetpu)")
+        delegates = [self._edgetpu()] if delegate == "edgetpu" else None
         try:
             interp = self.interpreter_class(
                 model_path=model_path,
@@ -81,17 +105,37 @@ class Runtime:
         return interp
 
     def _edgetpu(self) -> Any:
+        # A Delegate whose library failed to load is half-built, and its __del__ then raises
+        # AttributeError, which Python prints as a traceback after our one-line error. Let
+        # it die here, before raising ours, with that one report silenced.
+        hook = sys.unraisablehook
+        sys.unraisablehook = _ignore_delegate_del(hook)
         try:
-            return self.load_delegate(EDGETPU_LIBRARY)
-        except (ValueError, OSError) as exc:
-            raise FerEdgeError(
-                f"--delegate edgetpu: cannot load {EDGETPU_LIBRARY} ({exc}); install the Edge TPU "
-                "runtime (apt-get install libedgetpu1-std) and plug in the Coral device"
-            ) from None
+            try:
+                return self.load_delegate(EDGETPU_LIBRARY)
+            except (ValueError, OSError) as exc:
+                reason = str(exc).replace("\n", " ")
+            gc.collect()  # the traceback (and the half-built Delegate) is gone with ``exc``
+        finally:
+            sys.unraisablehook = hook
+        raise FerEdgeError(
+            f"--delegate edgetpu: cannot load {EDGETPU_LIBRARY} ({reason}); install the Edge TPU "
+            "runtime (apt-get install libedgetpu1-std) and plug in the Coral device"
+        )
 
     def describe(self) -> str:
         """Return e.g. ``litert 2.3.0``."""
         return f"{self.name} {self.version}"
+
+
+def _ignore_delegate_del(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    def filtered(unraisable: Any) -> object:
+        where = getattr(unraisable.object, "__qualname__", "")
+        if isinstance(unraisable.exc_value, AttributeError) and where == "Delegate.__del__":
+            return None
+        return hook(unraisable)
+
+    return filtered
 
 
 def _require_numpy_1() -> None:

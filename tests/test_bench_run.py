@@ -338,3 +338,21 @@ def test_bench_on_fer2013_val_sample(carded, fer2013_root):
         assert sum(c.support for c in ev.metrics.per_class.values()) == 300
     int8 = next(e for e in report.evaluations if e.model == "tiny_int8")
     assert int8.agreement == pytest.approx(_agreement_by_hand(carded, fer2013_root, limit=300))
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown", "--plot"])
+def test_report_paths_are_checked_before_any_model_runs(tmp_path, flag):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    result = CliRunner().invoke(main, ["bench", flag, str(folder), "--repeats", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {flag}: {folder} is a folder; name a file"
+    ]
+    assert list(folder.iterdir()) == []
+
+
+def test_bench_thread_counts_are_bounded_before_any_model_runs():
+    result = CliRunner().invoke(main, ["bench", "--threads", "1,100000"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().startswith("Error: --threads: must be 1-")

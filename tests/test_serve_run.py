@@ -96,7 +96,7 @@ def live_run(tmp_path_factory, tiny_tflite, long_face_video):
             proc.kill()
             raise
     stderr = log.read_text()
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # stopped by Ctrl-C, outputs complete
     assert "(interrupted;" in stderr and "Traceback" not in stderr
 
 

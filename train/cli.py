@@ -6,6 +6,7 @@ import json
 
 import click
 
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
 
 
@@ -45,7 +46,7 @@ def _list_models() -> None:
 @click.option(
     "--lr",
     "learning_rate",
-    type=float,
+    type=FiniteFloat(),
     default=None,
     help="Peak Adam LR [default: the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, others 1e-3].",
 )
@@ -64,7 +65,7 @@ def _list_models() -> None:
 )
 @click.option(
     "--select-fraction",
-    type=click.FloatRange(0.01, 0.5),
+    type=FiniteFloat(0.01, 0.5),
     default=0.1,
     show_default=True,
     help="Share of train held out to pick the best epoch (val is never used to tune).",
@@ -72,23 +73,23 @@ def _list_models() -> None:
 @click.option("--eval-split", type=click.Choice(["val", "test"]), default="val", show_default=True)
 @click.option(
     "--class-weight",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     show_default=True,
     help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
 )
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0, show_default=True)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option(
     "--erase",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     show_default=True,
     help="Random-erasing probability.",
 )
 @click.option(
     "--mixup",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     default=0.0,
     show_default=True,
     help="Mixup Beta(alpha, alpha); 0 off.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.atomic import atomic_path, write_json
+from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model
 from fer_edge.preprocess import InputSpec
@@ -115,7 +116,14 @@ class TrainResult:
 
 
 class RunPaths:
-    """File names inside a run folder."""
+    """File names inside a run folder.
+
+    Each finished epoch is saved as ``checkpoints/epoch-NNNN.keras``; ``state.json`` names the
+    last and the best of them and is written after them, so it is the commit point: a run
+    killed at any instant resumes from a checkpoint that matches its state. ``last.keras`` and
+    ``best.keras`` follow as links for people and for folders written before that (whose
+    ``state.json`` names no checkpoint).
+    """
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
@@ -128,39 +136,104 @@ class RunPaths:
         self.metrics = self.out / "metrics.json"
         self.logs = self.out / "logs"
 
+    def checkpoint(self, state: dict[str, Any], which: str) -> Path:
+        """Return the ``"last"`` or ``"best"`` checkpoint that ``state`` (state.json) names."""
+        name = state.get(which)
+        if name is None:  # a run folder from before per-epoch checkpoints
+            return self.last if which == "last" else self.best
+        return self.checkpoints / name
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Point ``target`` at ``source``'s content atomically (a hard link, else a copy)."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links on this file system
+            shutil.copyfile(source, tmp)
+
 
 def _checkpoint_callback(keras: Any, paths: RunPaths, state: dict[str, Any]) -> Any:
     class Checkpoint(keras.callbacks.Callback):
-        """Atomically save last/best checkpoints, the history and the resume state."""
+        """Save each finished epoch, the history and the resume state (see :class:`RunPaths`)."""
+
+        batches = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self.batches = 0
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            self.batches = batch + 1
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            steps = self.params.get("steps")
+            if steps and self.batches < steps:
+                # Keras ends an epoch cut short by Ctrl-C like a finished one. It is not:
+                # keep the last finished epoch, and --resume trains this one again.
+                return
             logs = dict(logs or {})
             logs["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
             for key, value in logs.items():
                 state["history"].setdefault(key, []).append(float(value))
-            score = float(logs.get("val_accuracy", 0.0))
-            if score > state["best_score"]:
-                state["best_score"], state["best_epoch"] = score, epoch + 1
-                with atomic_path(paths.best) as tmp:
-                    self.model.save(tmp)
-            with atomic_path(paths.last) as tmp:
+            name = f"epoch-{epoch + 1:04d}.keras"
+            with atomic_path(paths.checkpoints / name) as tmp:
                 self.model.save(tmp)
+            score = float(logs.get("val_accuracy", 0.0))
+            improved = score > state["best_score"]
+            if improved:
+                state["best_score"], state["best_epoch"], state["best"] = score, epoch + 1, name
+            state["last"] = name
             state["epoch"] = epoch + 1
             state["wall_time_s"] = state["wall_before"] + time.perf_counter() - state["t0"]
+            # History first: resume cuts it to state.json's epoch count if a kill falls between.
             write_json(paths.history, state["history"])
             write_json(paths.state, {k: v for k, v in state.items() if k not in ("history", "t0")})
+            _link_or_copy(paths.checkpoints / name, paths.last)
+            if improved:
+                _link_or_copy(paths.checkpoints / name, paths.best)
+            keep = {state["last"], state.get("best")}
+            for old in paths.checkpoints.glob("epoch-*.keras"):
+                if old.name not in keep:
+                    old.unlink(missing_ok=True)
 
     return Checkpoint()
 
 
+class _StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM, which it remembers."""
+
+    signum: int = signal.SIGINT
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
 @contextlib.contextmanager
-def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, threading.Event]]:
-    """Turn the first Ctrl-C into "stop after this batch"; a second one stops at once.
+def _sigterm_raises() -> Iterator[None]:
+    """Make SIGTERM raise like Ctrl-C (the CLI then says "interrupted" and exits 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, _StopRequest]]:
+    """Turn the first Ctrl-C or SIGTERM into "stop after this batch"; a second one stops at once.
 
     A KeyboardInterrupt raised inside TensorFlow's C++ code can leave fit() hung at exit, so
     the signal only sets a flag that a callback turns into ``model.stop_training``.
     """
-    requested = threading.Event()
+    requested = _StopRequest()
 
     class StopOnInterrupt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -168,17 +241,19 @@ def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, threading.Event]]:
                 self.model.stop_training = True
 
     def handler(signum: int, frame: Any) -> None:
+        requested.signum = signum
         requested.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _raise_interrupted)
         print("\nstopping after this batch (Ctrl-C again to stop now)", file=sys.stderr)
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, handler) if in_main else None
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS} if in_main else {}
     try:
         yield StopOnInterrupt(), requested
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _learning_rate(keras: Any, options: TrainOptions, steps_per_epoch: int) -> Any:
@@ -205,9 +280,27 @@ def _evaluate(
 def load_options_for_resume(out: str | Path) -> TrainOptions:
     """Return the options an interrupted run in ``out`` was started with."""
     paths = RunPaths(out)
-    if not paths.state.is_file() or not paths.last.is_file():
+    state = json.loads(paths.state.read_text()) if paths.state.is_file() else None
+    if state is None or not paths.checkpoint(state, "last").is_file():
         raise FerEdgeError(f"--resume: no checkpoint in {paths.out} (expected {paths.last.name})")
-    return TrainOptions.from_dict(json.loads(paths.state.read_text())["options"])
+    return TrainOptions.from_dict(state["options"])
+
+
+def _epochs_in(model: Any, state: dict[str, Any], steps: int) -> int:
+    """Return the finished epochs a resumed checkpoint really holds.
+
+    Before issue 16 a Ctrl-C mid-epoch was saved as a finished epoch; the optimizer's step
+    count in the checkpoint tells (``state.json`` from then on always matches it).
+    """
+    iterations = int(model.optimizer.iterations.numpy())
+    done = min(state["epoch"], iterations // steps)
+    if done < state["epoch"]:
+        print(
+            f"resume: the checkpoint holds {done} finished epochs and part of the next "
+            f"({iterations} steps of {steps} per epoch); epoch {done + 1} is trained again",
+            file=sys.stderr,
+        )
+    return done
 
 
 def train(options: TrainOptions, resume: bool = False, verbose: int | None = None) -> TrainResult:
@@ -225,14 +318,22 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
         TensorBoard logs/.
 
     Raises:
-        FerEdgeError: bad options or data; an existing run folder without ``resume``.
-        KeyboardInterrupt: after the last finished epoch was checkpointed.
+        FerEdgeError: bad options or data; an existing run folder without ``resume``; an
+            ``out`` that is a file or cannot be created.
+        Interrupted: Ctrl-C or SIGTERM, after the last finished epoch was checkpointed (a
+            ``KeyboardInterrupt``).
     """
+    with _sigterm_raises():
+        return _train(options, resume, verbose)
+
+
+def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult:
     tf, keras = tf_and_keras()
     family = get_family(options.model)
     if options.schedule not in SCHEDULES:
         raise FerEdgeError(f"--schedule: choose from {', '.join(SCHEDULES)}")
     paths = RunPaths(options.out)
+    check_output_folder(paths.out, "--out")
     if not resume and paths.state.exists():
         raise FerEdgeError(
             f"--out: {paths.out} already holds a run; pass --resume to continue it or choose "
@@ -261,9 +362,11 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
     steps = int(np.ceil(len(fit_split) / options.batch_size))
 
     if resume:
-        model = keras.models.load_model(paths.last, compile=True)
         state = json.loads(paths.state.read_text())
-        state["history"] = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
+        state["epoch"] = _epochs_in(model, state, steps)
+        history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        state["history"] = {key: values[: state["epoch"]] for key, values in history.items()}
     else:
         paths.out.mkdir(parents=True, exist_ok=True)
         paths.checkpoints.mkdir(exist_ok=True)
@@ -311,10 +414,14 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
     )
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
+    todo = (
+        f"epochs {state['epoch'] + 1}-{options.epochs}"
+        if state["epoch"] < options.epochs
+        else f"all {options.epochs} epochs done, writing the reports"
+    )
     print(
         f"{options.model}: {model.count_params():,} params, {count_macs(model) / 1e6:.1f} M MACs; "
-        f"fit {len(fit_split)}, select {len(select_split)}; "
-        f"epochs {state['epoch'] + 1}-{options.epochs}",
+        f"fit {len(fit_split)}, select {len(select_split)}; {todo}",
         file=sys.stderr,
     )
     with _graceful_interrupt(keras) as (stopper, requested):
@@ -332,11 +439,11 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
             requested.set()
     if requested.is_set():
         print(
-            f"interrupted: epoch {state['epoch']} is checkpointed in {paths.last}; "
+            f"interrupted: epoch {state['epoch']} is checkpointed in {paths.checkpoints}; "
             f"continue with: fer-edge train --out {paths.out} --resume",
             file=sys.stderr,
         )
-        raise KeyboardInterrupt
+        raise Interrupted(requested.signum)
     return finish_run(paths, dataset, spec, options)
 
 
@@ -352,7 +459,7 @@ def finish_run(
     _, keras = tf_and_keras()
     state = json.loads(paths.state.read_text())
     history = json.loads(paths.history.read_text())
-    best = keras.models.load_model(paths.best, compile=False)
+    best = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
     labels = dataset.classes
     _, select_split = _split_for_selection(dataset.split("train"), options)
     select_metrics = _evaluate(best, select_split, spec, labels)
