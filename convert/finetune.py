@@ -12,6 +12,7 @@ from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
 from fer_edge.train.pipeline import make_dataset
 from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.train.trainer import compile_model
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,7 @@ def fine_tune(
     """
     _, keras = tf_and_keras()
     keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(options.lr),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+    compile_model(model, options.lr)
     train_ds = make_dataset(
         train.images,
         train.labels,
