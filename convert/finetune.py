@@ -12,6 +12,7 @@ from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train.inputs import make_dataset
+from fer_edge.train.trainer import compile_model
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,7 @@ def fine_tune(
     """
     _, keras = tf_and_keras()
     keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(options.lr),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+    compile_model(model, options.lr)
     train, val, spec, num_classes = data.train, data.val, data.spec, data.num_classes
     train_ds = make_dataset(
         train.images,

@@ -35,6 +35,8 @@ from fer_edge.errors import FerEdgeError
 from fer_edge.evaluate import Evaluation, eval_set_of, evaluate
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.runtime import Runtime, load_runtime
+from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.distribute import Distribution, make_distribution
 
 Log = Callable[[str], None]
 INT8_METHODS = frozenset({"ptq-int8", "qat-int8", "pqat-int8"})
@@ -176,6 +178,13 @@ def convert(
     started = time.perf_counter()
     log = log or (lambda _line: None)
     options.validate()
+    distribution = make_distribution(options.strategy)
+    _, keras = tf_and_keras()
+    if keras.mixed_precision.global_policy().name != "float32":
+        raise FerEdgeError(
+            f"the Keras global dtype policy is {keras.mixed_precision.global_policy().name}: "
+            "pruning and quantisation-aware training run in float32 only; reset it to float32"
+        )
     source = load_source(options.model, options.classes)
     if options.int8:
         check_quantisable(source.model, source.path)
@@ -217,7 +226,7 @@ def convert(
         flatbuffer = to_tflite(source.model, method, calibration)
         exporter.export(flatbuffer, f"ptq_{method}", f"ptq-{method}", step)
 
-    _prune_and_quantise(options, source, dataset, exporter, log)
+    _prune_and_quantise(options, source, dataset, exporter, log, distribution)
 
     report = ConvertReport(
         source=source.path,
@@ -238,7 +247,10 @@ def _prune_and_quantise(
     dataset: Dataset,
     exporter: _Exporter,
     log: Log,
+    distribution: Distribution,
 ) -> None:
+    # Wrapping for pruning, QAT annotation, compile and fit all happen in the strategy scope.
+    scope = distribution.strategy.scope
     data = TuneData(
         dataset.split("train"), dataset.split("val"), source.meta.input, len(source.meta.labels)
     )
@@ -249,7 +261,8 @@ def _prune_and_quantise(
     if target is not None:
         tag = percent_tag(target)
         log(f"pruning to {100 * target:.0f}% sparsity over {tune.epochs} fine-tuning epochs")
-        model, tuned = prune_model(source.model, target, data, tune, seed=options.seed)
+        with scope():
+            model, tuned = prune_model(source.model, target, data, tune, seed=options.seed)
         log(
             f"pruned conv/dense kernels: {100 * pruned_kernel_sparsity(model):.1f}% zeros; "
             f"Keras val accuracy {100 * tuned.val_accuracy:.1f}%"
@@ -270,8 +283,9 @@ def _prune_and_quantise(
         f"{'pruning-preserving ' if preserve else ''}quantisation-aware training: "
         f"{tune.epochs} epochs at lr {tune.lr:g}"
     )
-    qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
-    tuned = fine_tune(qat, data, tune, seed=options.seed)
+    with scope():
+        qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
+        tuned = fine_tune(qat, data, tune, seed=options.seed)
     log(f"QAT Keras val accuracy {100 * tuned.val_accuracy:.1f}% (fake-quantised, before export)")
     if preserve and target is not None:
         tag, method = f"pqat{percent_tag(target)}_int8", "pqat-int8"

@@ -13,6 +13,7 @@ from fer_edge.labels import resolve_classes
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.precision import to_float32
 
 
 @dataclass
@@ -73,6 +74,9 @@ def load_source(path: str | os.PathLike[str], classes: str | None = None) -> Sou
         )
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise FerEdgeError(f"{path}: expected a model with one input and one output")
+    # A mixed-precision checkpoint (checkpoints/*.keras of a --precision mixed run): TFLite and
+    # tfmot need float32 layers; the weights are float32 already.
+    model = to_float32(model)
     meta = _meta_for(path, model, classes)
     return SourceModel(path, model, meta)
 
