@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fer_edge.atomic import check_output_file, write_json
+from fer_edge.classifier import TTA_CHOICES
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.device.detect import DETECTORS
 from fer_edge.device.runner import RunOptions, run
@@ -74,6 +75,12 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run the model on a Coral.")
 @click.option(
+    "--tta",
+    type=click.Choice(TTA_CHOICES),
+    help="Test-time augmentation: flip also classifies the mirrored face (2 invokes per face) "
+    "[default: the model card's choice].",
+)
+@click.option(
     "--size",
     callback=parse_size,
     metavar="WxH",
@@ -123,6 +130,7 @@ def run_cmd(
     threads: int | None,
     runtime: str,
     delegate: str | None,
+    tta: str | None,
     size: tuple[int, int] | None,
     max_fps: float | None,
     max_frames: int | None,
@@ -161,6 +169,7 @@ def run_cmd(
         threads=threads,
         runtime=runtime,
         delegate=delegate,
+        tta=tta,
         size=size,
         max_fps=max_fps,
         max_frames=max_frames,

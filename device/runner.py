@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -51,14 +51,14 @@ def default_model_path() -> Path:
     """Return the bundled model shipped in ``fer_edge/models/``.
 
     Raises:
-        FerEdgeError: no model is bundled yet, so ``--model`` must be given.
+        FerEdgeError: the package's model files are missing (a broken install).
     """
     candidate = resources.files("fer_edge.models").joinpath(DEFAULT_MODEL)
     if candidate.is_file():
         return Path(str(candidate))
     raise FerEdgeError(
-        "--model is required until a bundled model ships: pass a .tflite made by "
-        "'fer-edge convert', e.g. --model models/edge_int8.tflite"
+        f"--model: the bundled {DEFAULT_MODEL} is missing from this install; reinstall fer-edge "
+        "or pass a .tflite made by 'fer-edge convert', e.g. --model models/edge_int8.tflite"
     )
 
 
@@ -76,6 +76,7 @@ class RunOptions:
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
+        tta: test-time augmentation (``none`` or ``flip``); ``None``: the model card's choice.
         size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
         max_fps: pace the loop to at most this many frames per second.
         max_frames: stop after this many frames.
@@ -99,6 +100,7 @@ class RunOptions:
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
+    tta: str | None = None
     size: tuple[int, int] | None = None
     max_fps: float | None = None
     max_frames: int | None = None
@@ -265,7 +267,7 @@ def _build_sinks(
     options: RunOptions,
     source: FrameSource,
     stack: contextlib.ExitStack,
-    timings: dict[str, Sequence[float]] | None = None,
+    timings: Mapping[str, Sequence[float]] | None = None,
     run_info: dict[str, str] | None = None,
 ) -> list[Sink]:
     sinks: list[Sink] = []
@@ -363,7 +365,8 @@ def run(options: RunOptions) -> RunSummary:
     started = time.perf_counter()
     model_path = Path(options.model) if options.model is not None else default_model_path()
     classifier = FaceClassifier(
-        model_path, ClassifierOptions(options.threads, options.runtime, options.delegate)
+        model_path,
+        ClassifierOptions(options.threads, options.runtime, options.delegate, options.tta),
     )
     detector = make_detector(
         options.detector,

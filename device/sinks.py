@@ -217,7 +217,7 @@ class VideoSink:
         self.fps = min(max(float(fps), MIN_VIDEO_FPS), MAX_VIDEO_FPS)
         self.follow_time = follow_time
         self.frames = 0
-        self._fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix])
+        self._fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[suffix])
         self._stack = contextlib.ExitStack()
         try:
             self._tmp = self._stack.enter_context(atomic_path(self.path))

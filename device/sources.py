@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.errors import FerEdgeError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 #: Largest ``--size`` side: 8K (DCI 8192x4320) and a little room; beyond it a resized frame
 #: takes gigabytes and OpenCV fails deep inside ``cv2.resize``.
 MAX_FRAME_SIDE = 8192
@@ -106,8 +106,10 @@ def quiet_stderr(into: int | None = None) -> Iterator[None]:
         yield
         return
     null = os.open(os.devnull, os.O_WRONLY) if into is None else None
+    target = null if null is not None else into
+    assert target is not None  # one of the two is always set
     try:
-        os.dup2(into if null is None else null, 2)
+        os.dup2(target, 2)
         yield
     finally:
         os.dup2(saved, 2)

@@ -11,6 +11,16 @@ class FerEdgeError(Exception):
     """
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """Return the first line of an exception's message (its type name if it has none).
+
+    Library errors (TensorFlow, the interpreters) can span pages; a one-line error or a
+    report's skip reason keeps only the first line, cut to ``limit`` characters.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM ended a command after it saved its work.
 

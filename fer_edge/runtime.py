@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, first_line
 
 RUNTIMES: tuple[str, ...] = ("litert", "tflite_runtime", "tf")
 RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIMES)
@@ -101,8 +101,7 @@ class Runtime:
             interp.allocate_tensors()
         except ValueError as exc:
             where = model_path or "model"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FerEdgeError(f"{where}: not a usable TFLite model ({first})") from None
+            raise FerEdgeError(f"{where}: not a usable TFLite model ({first_line(exc)})") from None
         return interp
 
     def _edgetpu(self) -> Any:
@@ -147,32 +146,41 @@ def _require_numpy_1() -> None:
         raise ImportError(f"tflite-runtime needs numpy<2, found numpy {numpy_version}")
 
 
+#: The standalone interpreters: runtime name -> (module with Interpreter, distribution name).
+_STANDALONE = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+}
+
+
 def _import(name: str) -> Runtime:
-    if name == "litert":
-        module = importlib.import_module("ai_edge_litert.interpreter")
+    if name in _STANDALONE:
+        module_name, distribution = _STANDALONE[name]
+        module = importlib.import_module(module_name)
+        if name == "tflite_runtime":
+            _require_numpy_1()
         return Runtime(
             name,
-            importlib.metadata.version("ai-edge-litert"),
+            importlib.metadata.version(distribution),
             module.Interpreter,
             module.load_delegate,
         )
-    if name == "tflite_runtime":
-        module = importlib.import_module("tflite_runtime.interpreter")
-        _require_numpy_1()
-        return Runtime(
-            name,
-            importlib.metadata.version("tflite-runtime"),
-            module.Interpreter,
-            module.load_delegate,
+    check_runtime_name(name)
+    tf = importlib.import_module("tensorflow")
+    return Runtime(name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
+
+
+def check_runtime_name(name: str) -> str:
+    """Return ``name`` if it is a runtime choice, else raise the one ``--runtime`` error.
+
+    Raises:
+        FerEdgeError: ``name`` is not one of :data:`RUNTIME_CHOICES`.
+    """
+    if name not in RUNTIME_CHOICES:
+        raise FerEdgeError(
+            f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
         )
-    if name == "tf":
-        tf = importlib.import_module("tensorflow")
-        return Runtime(
-            name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
-        )
-    raise FerEdgeError(
-        f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
-    )
+    return name
 
 
 def load_runtime(name: str = "auto") -> Runtime:
@@ -186,19 +194,13 @@ def load_runtime(name: str = "auto") -> Runtime:
     """
     if name == "auto":
         name = os.environ.get(RUNTIME_ENV, "auto") or "auto"
-    order = RUNTIMES if name == "auto" else (name,)
-    if name not in RUNTIME_CHOICES:
-        raise FerEdgeError(
-            f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
-        )
+    order = RUNTIMES if check_runtime_name(name) == "auto" else (name,)
     failures = []
     for candidate in order:
         try:
             return _import(candidate)
         # A runtime built against numpy 1 raises more than ImportError under numpy 2.
         except Exception as exc:  # noqa: BLE001
-            failures.append(
-                f"{candidate}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
+            failures.append(f"{candidate}: {type(exc).__name__}: {first_line(exc)}")
     hints = "; or ".join(_INSTALL_HINTS[c] for c in order)
     raise FerEdgeError(f"no usable TFLite runtime ({' | '.join(failures)}); install one: {hints}")

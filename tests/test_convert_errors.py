@@ -21,7 +21,7 @@ from fer_edge.synthetic import write_folder_dataset
 
 
 def _keras():
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
 
     return tf_and_keras()[1]
 

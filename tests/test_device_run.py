@@ -28,7 +28,6 @@ from fer_edge.device.facevideo import (
     write_video,
 )
 from fer_edge.device.runner import STAGES, RunOptions, default_model_path, run
-from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta
 from fer_edge.preprocess import InputSpec
@@ -187,13 +186,10 @@ def test_image_folder_source_with_a_broken_image(tmp_path, tiny_tflite):
     assert len(read_jsonl(tmp_path / "o.jsonl")) == 3
 
 
-def test_default_model_message():
-    try:
-        path = default_model_path()
-    except FerEdgeError as exc:
-        assert "--model is required until a bundled model ships" in str(exc)
-    else:
-        assert read_meta(path).labels
+def test_the_bundled_model_is_the_default():
+    path = default_model_path()
+    assert path.name == "default_int8.tflite"
+    assert read_meta(path).labels
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -268,8 +264,6 @@ def test_cli_bad_inputs(tmp_path, tiny_tflite, face_video):
         ),
         "--display",
     )
-    if not (Path(__file__).parents[1] / "fer_edge" / "models" / "default_int8.tflite").exists():
-        one_line_error(cli("-s", video), "--model is required until a bundled model ships")
     assert list(tmp_path.glob(".*")) == []  # no temporary files left behind
 
 

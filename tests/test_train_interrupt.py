@@ -29,13 +29,13 @@ BATCH = 27
 
 
 def _keras():
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
 
     return tf_and_keras()[1]
 
 
 def _options(data: Path, out: Path, epochs: int):
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
     from fer_edge.train.trainer import TrainOptions
 
     return TrainOptions(

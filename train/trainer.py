@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +25,18 @@ from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model
 from fer_edge.preprocess import InputSpec
+from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
+from fer_edge.train.distribute import make_distribution, shard_by_data
+from fer_edge.train.inputs import AugmentOptions, class_weights, make_dataset, to_inputs
 from fer_edge.train.models import count_macs, get_family
-from fer_edge.train.pipeline import AugmentOptions, class_weights, make_dataset, to_inputs
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.train.precision import (
+    PrecisionPlan,
+    apply_precision,
+    plan_precision,
+    to_float32,
+    wrap_optimizer,
+)
 
 SCHEDULES = ("cosine", "plateau")
 
@@ -41,8 +50,10 @@ class TrainOptions:
         out: run folder (``runs/NAME``).
         model: registry name (see ``fer-edge train --list-models``).
         epochs: maximum epochs.
-        batch_size: batch size.
-        learning_rate: peak Adam learning rate (``None``: the model family's default).
+        batch_size: global batch size, split evenly across the replicas of ``strategy``.
+        learning_rate: peak Adam learning rate (``None``: the model family's default, tuned
+            for a batch of 64). It is not rescaled with the batch size: for a batch k times
+            larger, about ``sqrt(k)`` times the rate is the usual rule for Adam.
         schedule: ``cosine`` (decay to 1% over all epochs) or ``plateau`` (halve the LR when
             the selection loss stalls for 5 epochs).
         patience: early-stopping patience in epochs on selection accuracy (0: off).
@@ -56,6 +67,9 @@ class TrainOptions:
         model_options: extra builder keyword arguments (e.g. ``{"width": 0.75}``).
         weights: local ImageNet weights file for the application backbones.
         seed: seed for weights init, the selection split and shuffling.
+        strategy: ``auto``, ``one``, ``mirrored`` or ``multi-worker``
+            (see :func:`fer_edge.train.distribute.make_distribution`).
+        precision: ``float32`` or ``mixed`` (see :mod:`fer_edge.train.precision`).
     """
 
     data: str
@@ -75,6 +89,9 @@ class TrainOptions:
     model_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     seed: int = 0
+    # Added after the first release: a state.json without them resumes with these defaults.
+    strategy: str = "auto"
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -154,7 +171,19 @@ def _link_or_copy(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def _checkpoint_callback(keras: Any, paths: RunPaths, state: dict[str, Any]) -> Any:
+def _checkpoint_callback(
+    keras: Any, paths: RunPaths, state: dict[str, Any], chief: bool = True
+) -> Any:
+    def save(model: Any, path: Path) -> None:
+        if chief:
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+            return
+        # Every worker must save (reading mirrored batch-norm statistics is a collective op),
+        # but only the chief's copy is kept: the others go to a private temporary folder.
+        with tempfile.TemporaryDirectory(prefix="fer-edge-worker-") as scratch:
+            model.save(Path(scratch) / path.name)
+
     class Checkpoint(keras.callbacks.Callback):
         """Save each finished epoch, the history and the resume state (see :class:`RunPaths`)."""
 
@@ -177,8 +206,7 @@ def _checkpoint_callback(keras: Any, paths: RunPaths, state: dict[str, Any]) -> 
             for key, value in logs.items():
                 state["history"].setdefault(key, []).append(float(value))
             name = f"epoch-{epoch + 1:04d}.keras"
-            with atomic_path(paths.checkpoints / name) as tmp:
-                self.model.save(tmp)
+            save(self.model, paths.checkpoints / name)
             score = float(logs.get("val_accuracy", 0.0))
             improved = score > state["best_score"]
             if improved:
@@ -186,6 +214,8 @@ def _checkpoint_callback(keras: Any, paths: RunPaths, state: dict[str, Any]) -> 
             state["last"] = name
             state["epoch"] = epoch + 1
             state["wall_time_s"] = state["wall_before"] + time.perf_counter() - state["t0"]
+            if not chief:
+                return
             # History first: resume cuts it to state.json's epoch count if a kill falls between.
             write_json(paths.history, state["history"])
             write_json(paths.state, {k: v for k, v in state.items() if k not in ("history", "t0")})
@@ -211,6 +241,61 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
+
+
+def throughput_callback(keras: Any, images_per_epoch: int) -> Any:
+    """Return a callback that adds the epoch's training images/s to its logs (``images_per_s``).
+
+    Keras prints it with the epoch's loss and accuracy, and the history keeps it. The clock
+    runs from the epoch's start to the start of validation, so evaluating the selection split
+    does not count.
+    """
+
+    class EpochThroughput(keras.callbacks.Callback):
+        """Time the training part of every epoch."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.perf_counter()
+            self.trained: float | None = None
+
+        def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+            if self.trained is None:
+                self.trained = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            seconds = (self.trained or time.perf_counter()) - self.started
+            if logs is not None:
+                logs["images_per_s"] = images_per_epoch / max(seconds, 1e-9)
+
+    return EpochThroughput()
+
+
+def compile_model(
+    model: Any,
+    learning_rate: Any,
+    label_smoothing: float = 0.0,
+    plan: PrecisionPlan | None = None,
+    jit_compile: bool = False,
+) -> None:
+    """Compile ``model`` as ``fer-edge train`` does: Adam, categorical cross-entropy, accuracy.
+
+    Call it inside the strategy scope the model was built in.
+
+    Args:
+        model: a ``tf_keras`` model.
+        learning_rate: a rate or a ``keras.optimizers.schedules`` schedule.
+        label_smoothing: label smoothing of the cross-entropy.
+        plan: the precision plan (loss scaling for float16); ``None``: float32.
+        jit_compile: compile the train step with XLA.
+    """
+    _, keras = tf_and_keras()
+    optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(
+        optimizer=wrap_optimizer(optimizer, plan or PrecisionPlan()),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
 
 
 @contextlib.contextmanager
@@ -303,8 +388,13 @@ def _epochs_in(model: Any, state: dict[str, Any], steps: int) -> int:
     return done
 
 
-def train(options: TrainOptions, resume: bool = False, verbose: int | None = None) -> TrainResult:
+def train(
+    options: TrainOptions, resume: bool = False, verbose: int | None = None
+) -> TrainResult | None:
     """Train a registry model and write the run folder.
+
+    Under ``--strategy multi-worker`` every worker runs this with the same options; only the
+    chief writes to ``out``.
 
     Args:
         options: what to train on and how.
@@ -313,7 +403,8 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
             otherwise).
 
     Returns:
-        The :class:`TrainResult`. ``out`` then holds model.keras, history.json, metrics.json,
+        The :class:`TrainResult`, or ``None`` in a worker that is not the chief. ``out`` then
+        holds model.keras (float32 whatever ``precision``), history.json, metrics.json,
         class_distribution.png, training_curves.png, confusion_matrix.png, checkpoints/ and
         TensorBoard logs/.
 
@@ -327,14 +418,19 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
         return _train(options, resume, verbose)
 
 
-def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult:
+def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult | None:
     tf, keras = tf_and_keras()
     family = get_family(options.model)
     if options.schedule not in SCHEDULES:
         raise FerEdgeError(f"--schedule: choose from {', '.join(SCHEDULES)}")
+    # Before any other TensorFlow work: a multi-worker strategy configures the runtime.
+    distribution = make_distribution(options.strategy)
+    chief = distribution.chief
+    plan = plan_precision(options.precision)
     paths = RunPaths(options.out)
-    check_output_folder(paths.out, "--out")
-    if not resume and paths.state.exists():
+    if chief:
+        check_output_folder(paths.out, "--out")
+    if chief and not resume and paths.state.exists():
         raise FerEdgeError(
             f"--out: {paths.out} already holds a run; pass --resume to continue it or choose "
             "another folder"
@@ -359,26 +455,27 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         options.seed,
     )
     select_ds = make_dataset(select_split.images, select_split.labels, spec, len(labels), 256)
+    if distribution.name == "multi-worker":
+        train_ds, select_ds = shard_by_data(train_ds), shard_by_data(select_ds)
     steps = int(np.ceil(len(fit_split) / options.batch_size))
 
+    with distribution.strategy.scope():
+        if resume:
+            state = json.loads(paths.state.read_text())
+            model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
+        else:
+            extra = dict(options.model_options)
+            if options.weights:
+                extra["weights"] = options.weights
+            model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
+            model = apply_precision(model, plan)
+            lr = _learning_rate(keras, options, steps)
+            compile_model(model, lr, options.label_smoothing, plan)
     if resume:
-        state = json.loads(paths.state.read_text())
-        model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
         state["epoch"] = _epochs_in(model, state, steps)
         history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
         state["history"] = {key: values[: state["epoch"]] for key, values in history.items()}
     else:
-        paths.out.mkdir(parents=True, exist_ok=True)
-        paths.checkpoints.mkdir(exist_ok=True)
-        extra = dict(options.model_options)
-        if options.weights:
-            extra["weights"] = options.weights
-        model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
-        model.compile(
-            optimizer=keras.optimizers.Adam(_learning_rate(keras, options, steps)),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing),
-            metrics=["accuracy"],
-        )
         state = {
             "options": options.to_dict(),
             "epoch": 0,
@@ -387,6 +484,9 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             "wall_time_s": 0.0,
             "history": {},
         }
+    if chief and not resume:
+        paths.out.mkdir(parents=True, exist_ok=True)
+        paths.checkpoints.mkdir(exist_ok=True)
         counts = {
             "train (fit)": _counts(fit_split, labels),
             "train (select)": _counts(select_split, labels),
@@ -398,9 +498,12 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     state["t0"], state["wall_before"] = time.perf_counter(), state.get("wall_time_s", 0.0)
 
     callbacks = [
-        _checkpoint_callback(keras, paths, state),
-        keras.callbacks.TensorBoard(str(paths.logs), profile_batch=0),
+        # First, so the checkpoint callback records images/s in the history.
+        throughput_callback(keras, len(fit_split)),
+        _checkpoint_callback(keras, paths, state, chief),
     ]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(str(paths.logs), profile_batch=0))
     if options.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=5))
     if options.patience:
@@ -421,7 +524,8 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     )
     print(
         f"{options.model}: {model.count_params():,} params, {count_macs(model) / 1e6:.1f} M MACs; "
-        f"fit {len(fit_split)}, select {len(select_split)}; {todo}",
+        f"fit {len(fit_split)}, select {len(select_split)}; {todo}; "
+        f"{distribution.describe()}, batch {options.batch_size}; {plan.describe()}",
         file=sys.stderr,
     )
     with _graceful_interrupt(keras) as (stopper, requested):
@@ -444,7 +548,9 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             file=sys.stderr,
         )
         raise Interrupted(requested.signum)
-    return finish_run(paths, dataset, spec, options)
+    result = finish_run(paths, dataset, spec, options) if chief else None
+    distribution.wait_for_all()
+    return result
 
 
 def _counts(split: Split, labels: tuple[str, ...]) -> dict[str, int]:
@@ -455,11 +561,16 @@ def _counts(split: Split, labels: tuple[str, ...]) -> dict[str, int]:
 def finish_run(
     paths: RunPaths, dataset: Dataset, spec: InputSpec, options: TrainOptions
 ) -> TrainResult:
-    """Turn the best checkpoint into model.keras with metadata, metrics.json and plots."""
+    """Turn the best checkpoint into model.keras with metadata, metrics.json and plots.
+
+    model.keras is always float32: a mixed-precision checkpoint gets a float32 twin (same
+    layers and weights), which is also what the reports are measured on.
+    """
     _, keras = tf_and_keras()
     state = json.loads(paths.state.read_text())
     history = json.loads(paths.history.read_text())
-    best = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
+    checkpoint = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
+    best = to_float32(checkpoint)
     labels = dataset.classes
     _, select_split = _split_for_selection(dataset.split("train"), options)
     select_metrics = _evaluate(best, select_split, spec, labels)
@@ -474,7 +585,10 @@ def finish_run(
         extra={"params": params, "macs": macs, "best_epoch": state["best_epoch"]},
     )
     with atomic_path(paths.model) as tmp:
-        shutil.copyfile(paths.best, tmp)
+        if best is checkpoint:
+            shutil.copyfile(paths.best, tmp)
+        else:
+            best.save(tmp)
         add_to_zip_model(tmp, meta)
     report = {
         "model": options.model,

@@ -1,4 +1,4 @@
-"""``fer-edge bench``: a thin click command over :func:`fer_edge.bench.runner.bench`.
+"""``fer-edge bench``: a thin click command over :func:`fer_edge.bench.measure.bench`.
 
 Never imports TensorFlow (unless ``--runtime tf`` asks for it): it runs on a Pi with only the
 device extra.
@@ -40,6 +40,10 @@ def _config(options: dict[str, Any]) -> Any:
         overrides["runtimes"] = parse_name_list(options["runtime"])
         if not overrides["runtimes"]:
             raise FerEdgeError("--runtime: empty runtime list")
+    if options["tta"]:
+        overrides["tta"] = parse_name_list(options["tta"])
+        if not overrides["tta"]:
+            raise FerEdgeError("--tta: empty list")
     for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
         if options[key] is not None:
             overrides[key] = options[key]
@@ -64,8 +68,16 @@ def _config(options: dict[str, Any]) -> Any:
     "--runtime",
     help="auto, litert, tflite_runtime or tf; a comma list compares them side by side.",
 )
+@click.option(
+    "--tta",
+    help="Test-time augmentation modes, e.g. none,flip: a +flip row per model shows the "
+    "accuracy gain and the per-face cost of mirroring.",
+)
 @click.option("--baseline", type=click.Path(), help="Float model to compare with, where no card.")
-@click.option("--config", type=click.Path(), help="Benchmark config JSON (see benchmarks/).")
+@click.option(
+    "--config",
+    help="A shipped configuration by name (default, ci, fer2013-val, peers, pi4) or a JSON file.",
+)
 @click.option("--warmup", type=int, help="Untimed calls per model before timing.")
 @click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
 @click.option("--limit", type=int, help="Score a seeded sample of at most N images.")
@@ -118,8 +130,8 @@ def bench_cmd(**options: Any) -> None:
             name = "--model" if flag == "pipeline_model" else f"--{flag.replace('_', '-')}"
             raise FerEdgeError(f"{name} only applies with --pipeline")
 
-    from fer_edge.bench.report import format_table, write_markdown, write_plot, write_report_json
-    from fer_edge.bench.runner import BenchOptions, bench
+    from fer_edge.bench.measure import BenchOptions, bench
+    from fer_edge.bench.render import format_table, write_markdown, write_plot, write_report_json
 
     report = bench(
         BenchOptions(
@@ -150,7 +162,7 @@ def bench_cmd(**options: Any) -> None:
 
 def _pipeline(options: dict[str, Any]) -> None:
     from fer_edge.atomic import write_json, write_text
-    from fer_edge.bench.pipeline import PipelineBenchOptions, bench_pipeline
+    from fer_edge.bench.loop import PipelineBenchOptions, bench_pipeline
 
     if options["models"]:
         raise FerEdgeError("--pipeline takes its model from --model, not MODELS")
