@@ -162,6 +162,8 @@ def train_cmd(
         raise FerEdgeError("--out is required (the run folder, e.g. runs/edge)")
     if resume:
         options = load_options_for_resume(str(kwargs["out"]))
+        # The folder named here, even if the run was moved or copied (a worker's copy).
+        options = dataclasses.replace(options, out=str(kwargs["out"]))
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
             options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
