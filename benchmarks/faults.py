@@ -260,6 +260,8 @@ def make_inputs(root: Path) -> tuple[Path, Path]:
     video = root / "faces.mp4"
     if not video.exists():
         face = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
+        if face is None:
+            raise FileNotFoundError(FACE)
         faces = compose_frames([face] * (FRAMES // 3), (112, 112), 80, hold=3, jitter=2)
         write_video(video, faces, 15.0)
     data = root / "data"

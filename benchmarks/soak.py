@@ -77,6 +77,8 @@ def make_video(path: Path, frames: int) -> Path:
     from fer_edge.device.facevideo import compose_frames, write_video
 
     face = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
+    if face is None:
+        raise FileNotFoundError(FACE)
     groups = -(-frames // HOLD)
     composed = compose_frames(
         [face] * groups, frame_size=FRAME_SIZE, face_size=FACE_SIZE, hold=HOLD, jitter=2
@@ -170,10 +172,10 @@ def soak(out: Path, frames: int, warmup: float = 0.1, model: Path | None = None)
     past = [rss for count, rss in samples if count >= MAX_SAMPLES]
     summary = [x for x in log.read_text().splitlines() if " frames from " in x]
     done = int(summary[-1].split()[0]) if summary else 0
-    lines = jsonl.read_text().count("\n") if jsonl.exists() else 0
+    jsonl_lines = jsonl.read_text().count("\n") if jsonl.exists() else 0
     return SoakResult(
         frames=done,
-        jsonl_lines=lines,
+        jsonl_lines=jsonl_lines,
         seconds=round(seconds, 1),
         warmup_frames=warm_at,
         rss_warm_mb=after[0],
