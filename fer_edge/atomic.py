@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fer_edge.errors import FerEdgeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -58,3 +60,54 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Check, before any work, that :func:`atomic_path` will be able to write ``path``.
+
+    Nothing is created: an output that cannot be written fails at once, naming its flag, not
+    after a long run.
+
+    Args:
+        path: the output file.
+        flag: the option that named it (``--csv``), for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FerEdgeError: ``path`` is a folder or not a regular file, or its folder cannot be
+            created or written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise FerEdgeError(f"{flag}: {target} is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise FerEdgeError(f"{flag}: {target} is not a regular file")
+    _check_writable_folder(target.parent, flag)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike[str], flag: str) -> Path:
+    """Check, before any work, that ``path`` is a writable folder or can be made one.
+
+    Raises:
+        FerEdgeError: ``path`` is a file, or it cannot be created or written in.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FerEdgeError(f"{flag}: {target} is a file, not a folder")
+    _check_writable_folder(target, flag)
+    return target
+
+
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    # A missing folder is made by atomic_path (mkdir parents=True): its nearest existing
+    # ancestor must be a folder we may write in.
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FerEdgeError(f"{flag}: cannot make the folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FerEdgeError(f"{flag}: cannot write in {existing} (permission denied)")
