@@ -198,18 +198,27 @@ def _axes(
     return out
 
 
-def share_bar_svg(shares: Mapping[str, float], width: int = 900, height: int = 16) -> str:
-    """Return a horizontal bar split into each class's share (shares sum to 1)."""
+def share_bar_svg(
+    shares: Mapping[str, float], box: ChartBox | None = None, height: int = 16
+) -> str:
+    """Return a horizontal bar split into each class's share, under a timeline's plot area.
+
+    Args:
+        shares: class -> share of time (they sum to 1).
+        box: the timeline's size and margins, so the bar lines up with its plot area.
+        height: the bar's height.
+    """
+    box = box or ChartBox()
     colors = class_colors(list(shares))
     parts = [
-        f'<svg class="share-bar" viewBox="0 0 {width} '
-        f'{height}" width="{width}" height="{height}" role="img" aria-label="share of time">'
+        f'<svg class="share-bar" viewBox="0 0 {box.width} {height}" width="{box.width}" '
+        f'height="{height}" role="img" aria-label="share of time">'
     ]
-    left = 0.0
+    left = float(box.left)
     for name, share in shares.items():
         if share <= 0:
             continue
-        w = share * width
+        w = share * box.plot_width
         parts.append(
             f'<rect data-label="{html.escape(name)}" x="{left:.1f}" y="0" width="{w:.1f}" '
             f'height="{height}" fill="{colors[name]}"><title>{html.escape(name)} '
