@@ -23,7 +23,7 @@ MAX_SAMPLES = 20_000
 
 
 class FacePipeline:
-    """Detect, crop, classify and (optionally) smooth the faces in a frame."""
+    """Detect, crop, classify and smooth the faces in a frame; each face gets a stable id."""
 
     def __init__(
         self,
@@ -38,12 +38,14 @@ class FacePipeline:
             detector: finds face boxes.
             classifier: classifies face crops.
             margin: crop margin (see :func:`fer_edge.device.detect.crop_box`).
-            smoother: carries probabilities across frames; ``None`` for none.
+            smoother: carries probabilities across frames and gives faces their ids;
+                ``None`` tracks ids without smoothing.
         """
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
-        self.smoother = smoother
+        # alpha 1 keeps only the newest probabilities: the association (the ids) without smoothing.
+        self.smoother = smoother or EmaSmoother(alpha=1.0)
         #: Seconds per call: ``detect`` per frame, ``classify`` per face (crop included); the
         #: latest :data:`MAX_SAMPLES` of each.
         self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=MAX_SAMPLES))
@@ -59,7 +61,9 @@ class FacePipeline:
             crop, _ = crop_face(image, box, self.margin)
             probs.append(self.classifier.probabilities(crop))
             self.samples["classify"].append(time.perf_counter() - t0)
-        if self.smoother is not None:
-            probs = self.smoother.update(boxes, probs)
+        probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels
-        return [FaceResult.from_probs(b, p, labels) for b, p in zip(boxes, probs, strict=True)]
+        return [
+            FaceResult.from_probs(b, p, labels, face_id)
+            for b, p, face_id in zip(boxes, probs, self.smoother.ids, strict=True)
+        ]

@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,12 +25,20 @@ import numpy as np
 
 from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
+from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.detect import DEFAULT_MARGIN, make_detector
 from fer_edge.device.pipeline import FacePipeline
+from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import MAX_FRAME_SIDE, FrameSource, open_source
+from fer_edge.device.sources import (
+    MAX_FRAME_SIDE,
+    FrameSource,
+    ImageSource,
+    VideoSource,
+    open_source,
+)
 from fer_edge.errors import FerEdgeError
 from fer_edge.runtime import check_threads
 
@@ -80,11 +88,15 @@ class RunOptions:
         size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
         max_fps: pace the loop to at most this many frames per second.
         max_frames: stop after this many frames.
+        every: files only: classify every Nth frame (or image); the others are skipped fast
+            and ``t`` stays the source's time.
         margin: crop margin as a fraction of the face box (``None``: the detector's default).
         min_face: smallest face side in pixels.
         smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off.
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
+        csv: one row per face per frame (:mod:`fer_edge.device.csvsink`).
+        report: an HTML report of the run (:mod:`fer_edge.device.report`), written at the end.
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
@@ -104,11 +116,14 @@ class RunOptions:
     size: tuple[int, int] | None = None
     max_fps: float | None = None
     max_frames: int | None = None
+    every: int = 1
     margin: float | None = None
     min_face: int = 40
     smoothing: float | None = 0.5
     jsonl: str | None = None
     save: Path | None = None
+    csv: Path | None = None
+    report: Path | None = None
     display: bool = False
     serve: str | None = None
     sinks: list[Sink] = field(default_factory=list)
@@ -133,6 +148,8 @@ class RunOptions:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
+        if self.every < 1:
+            raise FerEdgeError(f"--every: must be at least 1, got {self.every}")
         if self.margin is not None and not 0.0 <= self.margin <= 1.0:
             raise FerEdgeError(f"--margin: must be between 0 and 1, got {self.margin}")
         if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
@@ -146,6 +163,10 @@ class RunOptions:
             check_output_file(self.jsonl, "--jsonl")
         if self.save is not None:
             check_output_file(self.save, "--save")
+        if self.csv is not None:
+            check_output_file(self.csv, "--csv")
+        if self.report is not None:
+            check_output_file(self.report, "--report")
 
 
 @dataclass(frozen=True)
@@ -263,12 +284,22 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def frame_source_name(source: FrameSource, spec: str) -> Callable[[int], str]:
+    """Return the name of the file (or device) each frame index of ``source`` comes from."""
+    if isinstance(source, ImageSource):
+        paths = [str(p) for p in source.paths]
+        return lambda index: paths[index]
+    name = str(Path(spec.strip()).expanduser()) if isinstance(source, VideoSource) else spec
+    return lambda index: name
+
+
 def _build_sinks(
     options: RunOptions,
     source: FrameSource,
     stack: contextlib.ExitStack,
     timings: Mapping[str, Sequence[float]] | None = None,
     run_info: dict[str, str] | None = None,
+    labels: Sequence[str] = (),
 ) -> list[Sink]:
     sinks: list[Sink] = []
 
@@ -284,6 +315,10 @@ def _build_sinks(
         add(VideoSink(options.save, fps, follow_time=source.timed))
     if options.jsonl is not None:
         add(JsonlSink(options.jsonl))
+    if options.csv is not None:
+        add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
+    if options.report is not None:
+        add(ReportSink(source.description))
     if options.display:
         add(DisplaySink())
     if options.serve is not None:
@@ -385,14 +420,15 @@ def run(options: RunOptions) -> RunSummary:
     period = 1.0 / options.max_fps if options.max_fps else 0.0
 
     with contextlib.ExitStack() as stack:
-        source = open_source(options.source, options.size, options.max_fps)
+        source = open_source(options.source, options.size, options.max_fps, options.every)
         stack.callback(source.close)
         run_info = {
             "model": model_path.name,
             "detector": detector.name,
             "runtime": classifier.runtime.describe(),
         }
-        sinks = _build_sinks(options, source, stack, samples, run_info)
+        sinks = _build_sinks(options, source, stack, samples, run_info, classifier.labels)
+        report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
         startup = time.perf_counter() - started
         loop_start = next_due = time.perf_counter()
         iterator = source.frames()
@@ -430,7 +466,7 @@ def run(options: RunOptions) -> RunSummary:
         damaged = source.damaged
         description = source.description
 
-    return RunSummary(
+    summary = RunSummary(
         frames=tally.frames,
         faces=tally.faces,
         frames_with_faces=tally.frames_with_faces,
@@ -450,3 +486,6 @@ def run(options: RunOptions) -> RunSummary:
         damaged=damaged,
         stop_signal=stop.signum if stop_reason == "interrupted" else None,
     )
+    if report is not None and options.report is not None and summary.frames:
+        write_report([report.builder.build(summary.to_dict())], options.report)
+    return summary

@@ -58,23 +58,28 @@ class FaceResult:
         label: the top class after smoothing.
         score: its probability.
         scores: every class's probability, in model label order.
+        id: the face's id, the same in every frame while it stays in view (``None``: untracked).
     """
 
     box: Box
     label: str
     score: float
     scores: dict[str, float] = field(default_factory=dict)
+    id: int | None = None
 
     @classmethod
-    def from_probs(cls, box: Box, probs: np.ndarray, labels: Sequence[str]) -> FaceResult:
+    def from_probs(
+        cls, box: Box, probs: np.ndarray, labels: Sequence[str], face_id: int | None = None
+    ) -> FaceResult:
         """Build a result from a probability vector in ``labels`` order."""
         top = int(np.argmax(probs))
         scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
-        return cls(box, labels[top], float(probs[top]), scores)
+        return cls(box, labels[top], float(probs[top]), scores, face_id)
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """Return the JSONL form: ``{"box": [x, y, w, h], "label", "score", "scores"}``."""
+        """Return the JSONL form: ``{"id", "box": [x, y, w, h], "label", "score", "scores"}``."""
         return {
+            **({} if self.id is None else {"id": self.id}),
             "box": self.box.as_list(),
             "label": self.label,
             "score": round(self.score, digits),

@@ -176,8 +176,18 @@ class ImageSource:
 
     timed = False
 
-    def __init__(self, paths: Sequence[Path], description: str, size: tuple[int, int] | None):
-        """Create a source over ``paths`` (already resolved and non-empty)."""
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        description: str,
+        size: tuple[int, int] | None,
+        every: int = 1,
+    ):
+        """Create a source over ``paths`` (already resolved and non-empty).
+
+        ``every`` > 1 yields only every ``every``-th file (its index stays its position in
+        ``paths``); the others are not read.
+        """
         self.paths = list(paths)
         self.description = description
         self.fps: float | None = None
@@ -185,11 +195,14 @@ class ImageSource:
         self.damaged = 0
         self._size = size
         self._noise = DecoderNoise()
+        self._every = every
 
     def frames(self) -> Iterator[Frame]:
         """Yield each decodable image once; count the others in ``skipped``."""
         start = time.perf_counter()
         for index, path in enumerate(self.paths):
+            if index % self._every:
+                continue
             image, noisy = self._noise.call(cv2.imread, str(path), cv2.IMREAD_COLOR)
             if image is None:
                 self.skipped += 1
@@ -207,8 +220,11 @@ class VideoSource:
 
     timed = True
 
-    def __init__(self, path: Path, size: tuple[int, int] | None):
+    def __init__(self, path: Path, size: tuple[int, int] | None, every: int = 1):
         """Open ``path``.
+
+        ``every`` > 1 yields only every ``every``-th frame; the others are only grabbed (no
+        colour conversion, no copy), so frame indices and timestamps stay those of the file.
 
         Raises:
             FerEdgeError: the file cannot be opened as a video.
@@ -225,6 +241,7 @@ class VideoSource:
         self.damaged = 0
         self._size = size
         self._noise = DecoderNoise()
+        self._every = every
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames with their timestamps in the file.
@@ -235,8 +252,14 @@ class VideoSource:
         index = 0
         pending = 0
         while True:
-            (ok, image), noisy = self._noise.call(self._cap.read)
-            if not ok or image is None:
+            wanted = index % self._every == 0
+            # read() is grab() + retrieve(); a frame --every does not want is only grabbed.
+            ok, noisy = self._noise.call(self._cap.grab)
+            image = None
+            if ok and wanted:
+                (_, image), noisy_retrieve = self._noise.call(self._cap.retrieve)
+                noisy = noisy or noisy_retrieve
+            if not ok or (wanted and image is None):
                 pending += 1
                 index += 1
                 if pending >= VIDEO_END_AFTER:
@@ -245,9 +268,10 @@ class VideoSource:
             self.skipped += pending
             self.damaged += int(noisy)
             pending = 0
-            msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-            t = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
-            yield Frame(index, t, _fit(_as_bgr(image), self._size))
+            if image is not None:  # a wanted frame (the others were only grabbed)
+                msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+                t = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
+                yield Frame(index, t, _fit(_as_bgr(image), self._size))
             index += 1
 
     def close(self) -> None:
@@ -399,6 +423,7 @@ def open_source(
     spec: str,
     size: tuple[int, int] | None = None,
     max_fps: float | None = None,
+    every: int = 1,
 ) -> FrameSource:
     """Open the frame source named by ``--source``.
 
@@ -408,6 +433,7 @@ def open_source(
         size: ``(width, height)``: the capture size for cameras; frames from files are scaled
             to it.
         max_fps: a frame-rate cap requested from cameras (the runner also paces every source).
+        every: files only: classify every ``every``-th frame or image (``--every``).
 
     Returns:
         An open source; call ``close()`` when done.
@@ -416,6 +442,11 @@ def open_source(
         FerEdgeError: the source is missing, unreadable or not present.
     """
     spec = spec.strip()
+    if every < 1:
+        raise FerEdgeError(f"--every: must be at least 1, got {every}")
+    camera = spec == "picamera" or spec.isdigit() or spec.startswith("/dev/video")
+    if camera and every != 1:
+        raise FerEdgeError(f"--every: only for video and image files; for {spec} use --max-fps")
     if spec == "picamera":
         return PicameraSource(size, max_fps)
     if spec.isdigit():
@@ -427,7 +458,7 @@ def open_source(
         files = _image_files(path)
         if not files:
             raise FerEdgeError(f"--source: folder {path} holds no images")
-        return ImageSource(files, f"images in {path}", size)
+        return ImageSource(files, f"images in {path}", size, every)
     if path.is_file():
         if not os.access(path, os.R_OK):
             raise FerEdgeError(f"--source: {path} is not readable")
@@ -437,10 +468,10 @@ def open_source(
             if not readable:
                 raise FerEdgeError(f"--source: {path} is not a readable image")
             return ImageSource([path], f"image {path.name}", size)
-        return VideoSource(path, size)
+        return VideoSource(path, size, every)
     if glob.has_magic(spec):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
         if not files:
             raise FerEdgeError(f"--source: pattern {spec!r} matches no files")
-        return ImageSource(files, f"images {spec}", size)
+        return ImageSource(files, f"images {spec}", size, every)
     raise FerEdgeError(f"--source: {spec} does not exist (give a file, folder, glob, camera index)")

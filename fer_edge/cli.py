@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("fer_edge.train.cli", "eval_cmd", "Evaluate a saved Keras model on a split."),
     "convert": ("fer_edge.convert.cli", "convert_cmd", "Prune, quantise and export to TFLite."),
     "run": ("fer_edge.device.cli", "run_cmd", "Detect and classify faces from a camera or file."),
+    "report": (
+        "fer_edge.device.report",
+        "report_cmd",
+        "Turn run JSONL into an HTML report: per-face timelines, share of each expression.",
+    ),
     "bench": ("fer_edge.bench.cli", "bench_cmd", "Benchmark accuracy, latency and size."),
     "service": (
         "fer_edge.device.service",

@@ -51,3 +51,32 @@ def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("tflite")
     meta = ModelMeta(FER2013_CLASSES, name="tiny")
     return export_pair(build_tiny_cnn(), out, "tiny", images, meta)
+
+
+#: Names Chromium goes by on PATH (Debian: chromium).
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless browser for page tests; skips without one (.ci/run installs it)."""
+    import shutil
+
+    found = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if found is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def two_face_video(tmp_path_factory) -> Path:
+    """24 frames at 10 fps: two astronaut faces side by side, in 4 places, 6 frames each."""
+    import cv2
+
+    from fer_edge.device.facevideo import compose_frames, write_video
+
+    face = cv2.imread(str(Path(__file__).parent / "data" / "astronaut_face.png"), 0)
+    frames = compose_frames([face] * 8, face_size=150, per_frame=2, hold=6, jitter=3)
+    path = tmp_path_factory.mktemp("pair") / "pair.mp4"
+    write_video(path, frames, 10.0)
+    return path

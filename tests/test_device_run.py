@@ -92,7 +92,7 @@ def test_run_writes_jsonl_and_annotated_video(tmp_path, tiny_tflite, face_video,
     for line, want in zip(lines, truth, strict=True):
         assert set(line) == {"frame", "t", "faces"}
         (face,) = line["faces"]
-        assert set(face) == {"box", "label", "score", "scores"}
+        assert set(face) == {"id", "box", "label", "score", "scores"}
         assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
         assert found(want[0], Box(*face["box"]))
         assert list(face["scores"]) == list(FER2013_CLASSES)
@@ -100,6 +100,11 @@ def test_run_writes_jsonl_and_annotated_video(tmp_path, tiny_tflite, face_video,
         assert face["score"] == face["scores"][face["label"]]
         # int8 probabilities are multiples of 1/256 and sum to 1 within rounding.
         assert sum(face["scores"].values()) == pytest.approx(1.0, abs=0.02)
+
+    # The face keeps its id while it drifts in one place (3 frames each), ids count up from 1.
+    ids = [line["faces"][0]["id"] for line in lines]
+    assert ids[0] == 1 and all(ids[i] == ids[i - 1] for i in range(12) if i % 3), ids
+    assert ids == sorted(ids)
 
     source_frames = read_frames(video)
     annotated = read_frames(tmp_path / "out.mp4")
@@ -140,6 +145,8 @@ def test_smoothing_is_the_ema_of_the_raw_scores(tmp_path, tiny_tflite, flicker_v
     # Scores are rounded to 4 digits in the JSONL.
     np.testing.assert_allclose(s, np.array(expected), atol=3e-4)
     assert [r["faces"][0]["box"] for r in raw] == [r["faces"][0]["box"] for r in smooth]
+    # Without smoothing the faces still get their ids from the same association.
+    assert [r["faces"][0]["id"] for r in raw] == [r["faces"][0]["id"] for r in smooth] == [1] * 8
 
 
 class InterruptAt:

@@ -59,3 +59,17 @@ def test_alpha_one_is_no_smoothing_and_ranges_are_checked():
             EmaSmoother(alpha=bad)
     with pytest.raises(ValueError, match="boxes"):
         s.update([A], [])
+
+
+def test_ids_follow_the_association():
+    s = EmaSmoother(alpha=0.5)
+    s.update([A, B], [np.array([1.0, 0.0])] * 2)
+    assert s.ids == [1, 2]
+    s.update([B, A_MOVED], [np.array([1.0, 0.0])] * 2)
+    assert s.ids == [2, 1]  # each face keeps its id, whatever the order of the boxes
+    s.update([A], [np.array([1.0, 0.0])])
+    s.update([B], [np.array([1.0, 0.0])])  # B was gone for a frame: a new face
+    assert s.ids == [3]
+    s.reset()
+    s.update([A], [np.array([1.0, 0.0])])
+    assert s.ids == [4]  # ids are never reused, also after a reset
