@@ -262,5 +262,9 @@ def _run_batch(
     options.validate()  # once, before the first source
     batch = run_batch(options, sources, out_dir, progress=sys.stderr.isatty())
     click.echo(batch.format(), err=True)
-    if not batch.done and not batch.interrupted:
+    stopped = [i.summary for i in batch.items if i.summary is not None and i.summary.interrupted]
+    if stopped:
+        # Like a single run: a stopped batch exits 130 (Ctrl-C) or 143 (SIGTERM).
+        raise Interrupted(stopped[0].stop_signal or signal.SIGINT)
+    if not batch.done:
         raise FerEdgeError(f"--source: none of the {len(sources)} sources could be read")
