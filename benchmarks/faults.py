@@ -313,7 +313,7 @@ def _check_train_state(out: Path, steps: int, tally: Tally) -> None:
     state_path = out / "state.json"
     if not state_path.exists():
         return
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.trainer import RunPaths
 
     state = json.loads(state_path.read_text())
@@ -346,7 +346,7 @@ def fault_train(root: Path, data: Path, rounds: int, rng: random.Random) -> tupl
     tally.baseline_s = round(seconds, 1)
     if not (baseline / "model.keras").exists():
         raise RuntimeError(f"train: the complete run failed: {folder / 'baseline.stderr.txt'}")
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.trainer import RunPaths
 
     state = json.loads((baseline / "state.json").read_text())
