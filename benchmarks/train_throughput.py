@@ -58,8 +58,9 @@ def _split_cpu(count: int) -> None:
 def markdown_table(results: list[Any]) -> str:
     """Return the results as a Markdown table."""
     lines = [
-        "| model | precision | strategy | replicas | XLA | images/s (median) | min-max | x |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |",
+        "| model | precision | strategy | replicas | XLA | images/s (median) | min-max | x "
+        "| images per CPU-s | x CPU |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         case = r.case
@@ -67,7 +68,8 @@ def markdown_table(results: list[Any]) -> str:
         lines.append(
             f"| {case.model}{f' ({opts})' if opts else ''} | {case.precision} | {case.strategy} "
             f"| {r.replicas} | {'yes' if case.jit else 'no'} | {r.median:.0f} "
-            f"| {min(r.rounds):.0f}-{max(r.rounds):.0f} | {r.ratio:.2f}x |"
+            f"| {min(r.rounds):.0f}-{max(r.rounds):.0f} | {r.ratio:.2f}x "
+            f"| {r.cpu_median:.0f} | {r.cpu_ratio:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 

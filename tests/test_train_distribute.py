@@ -170,10 +170,11 @@ def test_precision_plans():
 
     assert plan_precision("float32").policy == "float32"
     gpu = plan_precision("mixed", gpu=True)
-    assert (gpu.policy, gpu.heavy_only, gpu.loss_scaling) == ("mixed_float16", False, True)
+    assert (gpu.policy, gpu.float32_layers, gpu.loss_scaling) == ("mixed_float16", (), True)
     cpu = plan_precision("mixed", gpu=False, flags=frozenset({"avx512f", "avx512_bf16"}))
-    assert (cpu.policy, cpu.heavy_only, cpu.loss_scaling) == ("mixed_bfloat16", True, False)
-    assert plan_precision("mixed", gpu=False, flags=frozenset({"amx_bf16"})).heavy_only
+    assert (cpu.policy, cpu.loss_scaling) == ("mixed_bfloat16", False)
+    assert cpu.float32_layers == ("DepthwiseConv2D",)
+    assert plan_precision("mixed", gpu=False, flags=frozenset({"amx_bf16"})) == cpu
     with pytest.raises(FerEdgeError, match="--precision mixed: this CPU has no native bfloat16"):
         plan_precision("mixed", gpu=False, flags=frozenset({"avx2", "avx512f"}))
     with pytest.raises(FerEdgeError, match="--precision: choose from float32, mixed"):
@@ -184,6 +185,7 @@ def test_mixed_precision_keeps_layers_and_weights_and_a_float32_softmax():
     from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.models import build_model
     from fer_edge.train.precision import (
+        CPU_FLOAT32_LAYERS,
         PrecisionPlan,
         apply_precision,
         is_float32,
@@ -192,12 +194,13 @@ def test_mixed_precision_keeps_layers_and_weights_and_a_float32_softmax():
 
     tf, keras = tf_and_keras()
     model = build_model("edge", width=0.25)
-    mixed = apply_precision(model, PrecisionPlan("mixed", "mixed_bfloat16", heavy_only=True))
+    mixed = apply_precision(model, PrecisionPlan("mixed", "mixed_bfloat16", CPU_FLOAT32_LAYERS))
     assert [layer.name for layer in mixed.layers] == [layer.name for layer in model.layers]
     assert [type(layer) for layer in mixed.layers] == [type(layer) for layer in model.layers]
     policies = {layer.name: layer.dtype_policy.name for layer in mixed.layers}
-    assert policies["s1b1_1_pw"] == policies["stem1_conv"] == "mixed_bfloat16"
-    assert policies["s1b1_1_dw"] == policies["s1b1_1_pw_bn"] == "float32"
+    assert policies["s1b1_1_pw"] == policies["stem1_conv"] == policies["s1b1_1_pw_bn"]
+    assert policies["s1b1_1_pw_bn"] == policies["s1b1_add"] == "mixed_bfloat16"
+    assert policies["s1b1_1_dw"] == "float32"
     assert policies["probs"] == "float32" and mixed.output.dtype == tf.float32
     for a, b in zip(model.get_weights(), mixed.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -6,6 +6,7 @@ interleaved rounds, so a load spike from another process hits all cases of a rou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -61,20 +62,30 @@ class ThroughputResult:
     Attributes:
         case: what was timed.
         replicas: replicas of its strategy.
-        rounds: training images/s of each timed epoch, in round order.
+        rounds: training images/s (wall clock) of each timed epoch, in round order.
+        cpu_rounds: images per CPU-second of this process (all its threads) in each epoch:
+            steadier than wall time when other processes share the cores.
         ratio: median over the median of the baseline (the first case of the same model and
             model options).
+        cpu_ratio: the same for images per CPU-second.
     """
 
     case: ThroughputCase
     replicas: int
     rounds: list[float]
+    cpu_rounds: list[float] = field(default_factory=list)
     ratio: float = 1.0
+    cpu_ratio: float = 1.0
 
     @property
     def median(self) -> float:
         """Median images/s over the rounds."""
         return float(np.median(self.rounds))
+
+    @property
+    def cpu_median(self) -> float:
+        """Median images per CPU-second over the rounds."""
+        return float(np.median(self.cpu_rounds)) if self.cpu_rounds else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -85,6 +96,9 @@ class ThroughputResult:
             "images_per_s": [round(r, 1) for r in self.rounds],
             "median_images_per_s": round(self.median, 1),
             "ratio": round(self.ratio, 3),
+            "images_per_cpu_s": [round(r, 1) for r in self.cpu_rounds],
+            "median_images_per_cpu_s": round(self.cpu_median, 1),
+            "cpu_ratio": round(self.cpu_ratio, 3),
         }
 
 
@@ -141,15 +155,18 @@ def measure_throughput(
     for r in range(rounds):
         for model, data, result in built:
             timer = throughput_callback(keras, count)
+            cpu = time.process_time()
             history = model.fit(data, epochs=1, verbose=0, callbacks=[timer])
+            result.cpu_rounds.append(count / max(time.process_time() - cpu, 1e-9))
             result.rounds.append(float(history.history["images_per_s"][-1]))
         if log is not None:
             line = ", ".join(f"{res.case.label} {res.rounds[-1]:.0f}" for _, _, res in built)
             log(f"round {r + 1}/{rounds} (load {load_average()}): {line}")
     results = [result for _, _, result in built]
-    baselines: dict[tuple[str, str], float] = {}
+    baselines: dict[tuple[str, str], ThroughputResult] = {}
     for result in results:
         key = (result.case.model, repr(sorted(result.case.model_options.items())))
-        baselines.setdefault(key, result.median)
-        result.ratio = result.median / baselines[key]
+        baseline = baselines.setdefault(key, result)
+        result.ratio = result.median / baseline.median
+        result.cpu_ratio = result.cpu_median / baseline.cpu_median
     return results
