@@ -233,3 +233,6 @@ def test_interrupt_then_resume_continues_from_the_saved_epoch(tmp_path):
     assert result.epochs_run == done + 2
     assert len(history["loss"]) == done + 2
     assert json.loads(state.read_text())["epoch"] == done + 2
+    # The cosine schedule was re-planned for the new total: it ends decayed (to 1% of the
+    # peak), not a tenth of the way down the 40-epoch curve.
+    assert history["lr"][-1] < 0.05 * history["lr"][0]

@@ -44,7 +44,12 @@ def _list_models() -> None:
     "--model", "model", default="edge", show_default=True, help="Registry model; see --list-models."
 )
 @click.option("--out", "out", type=click.Path(), help="Run folder, e.g. runs/edge.")
-@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    help="Total epochs.  [default: 60] With --resume: a new total for the run; a cosine "
+    "schedule is re-planned to end there.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
@@ -164,11 +169,14 @@ def train_cmd(
         options = load_options_for_resume(str(kwargs["out"]))
         # The folder named here, even if the run was moved or copied (a worker's copy).
         options = dataclasses.replace(options, out=str(kwargs["out"]))
+        if kwargs["epochs"]:
+            options = dataclasses.replace(options, epochs=int(kwargs["epochs"]))
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
             options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
     else:
         kwargs["strategy"] = kwargs["strategy"] or "auto"
+        kwargs["epochs"] = kwargs["epochs"] or TrainOptions.epochs
         if not kwargs["data"]:
             raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
         augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)

@@ -350,6 +350,22 @@ def _learning_rate(keras: Any, options: TrainOptions, steps_per_epoch: int) -> A
     return peak
 
 
+def _replan_schedule(keras: Any, model: Any, options: TrainOptions, steps_per_epoch: int) -> None:
+    """Make a resumed cosine schedule end at ``options.epochs`` if the total was changed.
+
+    The schedule lives in the checkpoint's optimizer, so a new ``--epochs`` on resume would
+    otherwise stop the run part-way down the old curve, before the rate has decayed.
+    """
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    old = optimizer._learning_rate  # the schedule object; the public getter gives its value
+    wanted = options.epochs * steps_per_epoch
+    if not isinstance(old, keras.optimizers.schedules.CosineDecay) or old.decay_steps == wanted:
+        return
+    optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
+        old.initial_learning_rate, decay_steps=wanted, alpha=old.alpha
+    )
+
+
 def _split_for_selection(train: Split, options: TrainOptions) -> tuple[Split, Split]:
     fit_idx, select_idx = stratified_split(train.labels, options.select_fraction, options.seed)
     return train.subset(fit_idx), train.subset(select_idx)
@@ -463,6 +479,7 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         if resume:
             state = json.loads(paths.state.read_text())
             model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
+            _replan_schedule(keras, model, options, steps)
         else:
             extra = dict(options.model_options)
             if options.weights:
