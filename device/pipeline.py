@@ -1,4 +1,4 @@
-"""One frame's work: detect faces, crop, classify, smooth.
+"""One frame's work: detect faces, crop (aligned or box), classify, smooth, give ids.
 
 Kept apart from the loop in :mod:`fer_edge.device.runner` so the benchmark can time the same
 steps on frames it already holds.
@@ -6,15 +6,17 @@ steps on frames it already holds.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict, deque
 
 import numpy as np
 
 from fer_edge.classifier import FaceClassifier
-from fer_edge.device.detect import FaceDetector, crop_face
+from fer_edge.device.detect import FaceDetector
 from fer_edge.device.sinks import FaceResult
 from fer_edge.device.smoothing import EmaSmoother
+from fer_edge.facecrop import CropOptions, crop_face
 
 #: Timing samples kept per stage: the latest ones, so a service running for days keeps a
 #: fixed memory footprint (about 1 MB) and reports recent timings.
@@ -22,13 +24,13 @@ MAX_SAMPLES = 20_000
 
 
 class FacePipeline:
-    """Detect, crop, classify and (optionally) smooth the faces in a frame."""
+    """Detect, crop, classify and smooth the faces in a frame; each face gets a stable id."""
 
     def __init__(
         self,
         detector: FaceDetector,
         classifier: FaceClassifier,
-        margin: float = 0.0,
+        crop: CropOptions | None = None,
         smoother: EmaSmoother | None = None,
     ):
         """Combine parts that are already set up (no loading happens per frame).
@@ -36,13 +38,19 @@ class FacePipeline:
         Args:
             detector: finds face boxes.
             classifier: classifies face crops.
-            margin: crop margin (see :func:`fer_edge.device.detect.crop_box`).
-            smoother: carries probabilities across frames; ``None`` for none.
+            crop: how faces are cut out (see :func:`fer_edge.facecrop.crop_face`); the
+                template defaults to the one the model carries.
+            smoother: carries probabilities across frames and gives faces their ids;
+                ``None`` tracks ids without smoothing.
         """
         self.detector = detector
         self.classifier = classifier
-        self.margin = margin
-        self.smoother = smoother
+        crop = crop or CropOptions()
+        if crop.template is None:
+            crop = dataclasses.replace(crop, template=classifier.meta.template)
+        self.crop = crop
+        # alpha 1 keeps only the newest probabilities: the association (the ids) without smoothing.
+        self.smoother = smoother or EmaSmoother(alpha=1.0)
         #: Seconds per call: ``detect`` per frame, ``classify`` per face (crop included); the
         #: latest :data:`MAX_SAMPLES` of each.
         self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=MAX_SAMPLES))
@@ -55,10 +63,14 @@ class FacePipeline:
         probs = []
         for box in boxes:
             t0 = time.perf_counter()
-            crop, _ = crop_face(image, box, self.margin)
-            probs.append(self.classifier.probabilities(crop))
+            face = crop_face(
+                image, box.as_list(), box.landmarks, self.classifier.input_spec, self.crop
+            )
+            probs.append(self.classifier.probabilities(face))
             self.samples["classify"].append(time.perf_counter() - t0)
-        if self.smoother is not None:
-            probs = self.smoother.update(boxes, probs)
+        probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels
-        return [FaceResult.from_probs(b, p, labels) for b, p in zip(boxes, probs, strict=True)]
+        return [
+            FaceResult.from_probs(b, p, labels, face_id)
+            for b, p, face_id in zip(boxes, probs, self.smoother.ids, strict=True)
+        ]

@@ -23,13 +23,20 @@ from typing import Any
 import numpy as np
 
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
-from fer_edge.device.detect import DEFAULT_MARGIN, make_detector
+from fer_edge.device.detect import (
+    CROPS,
+    DEFAULT_CROP,
+    DEFAULT_DETECT_WIDTH,
+    DEFAULT_MARGIN,
+    make_detector,
+)
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import FrameSource, open_source
+from fer_edge.device.sources import FrameSource, ImageSource, open_source
 from fer_edge.errors import FerEdgeError
+from fer_edge.facecrop import CropOptions
 
 #: The bundled model, once one ships as package data of ``fer_edge.models``.
 DEFAULT_MODEL = "default_int8.tflite"
@@ -66,19 +73,22 @@ class RunOptions:
     Attributes:
         model: the ``.tflite`` model; ``None`` uses the bundled model.
         source: ``picamera``, a camera index, a video, an image, a folder or a glob.
-        detector: ``haar`` or ``yunet``.
-        detector_model: the YuNet ONNX file (``yunet`` only).
+        detector: ``yunet`` (bundled) or ``haar``.
+        detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
         detector_threshold: YuNet's minimum score (``None``: its default).
-        detect_width: detect on frames scaled down to this width (``None``: full size).
+        detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
+        crop: ``align`` (landmarks onto the model's template) or ``box``; ``None``: the
+            detector's default (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
         size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
         max_fps: pace the loop to at most this many frames per second.
         max_frames: stop after this many frames.
-        margin: crop margin as a fraction of the face box (``None``: the detector's default).
+        margin: box-crop margin as a fraction of the face box (``None``: the detector's default).
         min_face: smallest face side in pixels.
-        smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off.
+        smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off (faces
+            still get stable ids).
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
         display: show a window (needs a screen and OpenCV with a GUI).
@@ -89,10 +99,11 @@ class RunOptions:
 
     model: Path | None = None
     source: str = "0"
-    detector: str = "haar"
+    detector: str = "yunet"
     detector_model: Path | None = None
     detector_threshold: float | None = None
-    detect_width: int | None = None
+    detect_width: int | None = DEFAULT_DETECT_WIDTH
+    crop: str | None = None
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
@@ -120,8 +131,10 @@ class RunOptions:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
-        if self.margin is not None and not 0.0 <= self.margin <= 1.0:
-            raise FerEdgeError(f"--margin: must be between 0 and 1, got {self.margin}")
+        if self.margin is not None and not -0.25 <= self.margin <= 1.0:
+            raise FerEdgeError(f"--margin: must be between -0.25 and 1, got {self.margin}")
+        if self.crop is not None and self.crop not in CROPS:
+            raise FerEdgeError(f"--crop: choose from {', '.join(CROPS)}, got {self.crop!r}")
         if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
             raise FerEdgeError(f"--smooth: must be in (0, 1], got {self.smoothing}")
         if self.size is not None and min(self.size) < 1:
@@ -184,6 +197,7 @@ class RunSummary:
         quantized: whether the model has an integer input.
         runtime: the interpreter runtime and version.
         threads: the requested interpreter threads (``None``: runtime default).
+        crop: how faces were cut out: ``align`` or ``box`` with its margin.
     """
 
     frames: int
@@ -202,6 +216,7 @@ class RunSummary:
     quantized: bool
     runtime: str
     threads: int | None
+    crop: str = ""
 
     @property
     def interrupted(self) -> bool:
@@ -224,7 +239,7 @@ class RunSummary:
             f"faces: {self.faces} in {self.frames_with_faces} frames"
             + (f" ({100.0 * self.frames_with_faces / self.frames:.0f}%)" if self.frames else ""),
             f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
-            f"detector: {self.detector}",
+            f"detector: {self.detector}, crop: {self.crop}",
         ]
         if self.labels:
             top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -253,7 +268,9 @@ def _build_sinks(
         sinks.append(sink)
 
     if options.jsonl is not None:
-        add(JsonlSink(options.jsonl))
+        # Image folders and globs: every line names its file, to join results back to photos.
+        files = [str(p) for p in source.paths] if isinstance(source, ImageSource) else None
+        add(JsonlSink(options.jsonl, files))
     if options.save is not None:
         # Still images get a couple per second, slow enough to look at.
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
@@ -317,6 +334,15 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
             signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
+def _crop_options(options: RunOptions, detector: str) -> CropOptions:
+    """Resolve ``--crop`` and ``--margin`` against the detector's defaults."""
+    mode = options.crop or DEFAULT_CROP[detector]
+    if mode == "align" and detector == "haar":
+        raise FerEdgeError("--crop align needs landmarks, which Haar does not give: use yunet")
+    margin = DEFAULT_MARGIN[detector] if options.margin is None else options.margin
+    return CropOptions(align=mode == "align", margin=margin)
+
+
 def run(options: RunOptions) -> RunSummary:
     """Run the device loop until the source ends, ``max_frames``, Ctrl-C or a sink stops it.
 
@@ -346,9 +372,9 @@ def run(options: RunOptions) -> RunSummary:
         options.detector_threshold,
         options.detect_width,
     )
-    margin = DEFAULT_MARGIN[detector.name] if options.margin is None else options.margin
+    crop = _crop_options(options, detector.name)
     smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None
-    pipeline = FacePipeline(detector, classifier, margin, smoother)
+    pipeline = FacePipeline(detector, classifier, crop, smoother)
     samples = pipeline.samples
     tally = _Tally()
     stop_reason = "end of source"
@@ -416,4 +442,5 @@ def run(options: RunOptions) -> RunSummary:
         quantized=classifier.is_quantized,
         runtime=classifier.runtime.describe(),
         threads=options.threads,
+        crop="align" if crop.align else f"box {crop.margin:+.2f}",
     )
