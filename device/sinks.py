@@ -50,23 +50,28 @@ class FaceResult:
         label: the top class after smoothing.
         score: its probability.
         scores: every class's probability, in model label order.
+        id: the face's id, the same in every frame while it stays in view (``None``: untracked).
     """
 
     box: Box
     label: str
     score: float
     scores: dict[str, float] = field(default_factory=dict)
+    id: int | None = None
 
     @classmethod
-    def from_probs(cls, box: Box, probs: np.ndarray, labels: Sequence[str]) -> FaceResult:
+    def from_probs(
+        cls, box: Box, probs: np.ndarray, labels: Sequence[str], face_id: int | None = None
+    ) -> FaceResult:
         """Build a result from a probability vector in ``labels`` order."""
         top = int(np.argmax(probs))
         scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
-        return cls(box, labels[top], float(probs[top]), scores)
+        return cls(box, labels[top], float(probs[top]), scores, face_id)
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """Return the JSONL form: ``{"box": [x, y, w, h], "label", "score", "scores"}``."""
+        """Return the JSONL form: ``{"id", "box": [x, y, w, h], "label", "score", "scores"}``."""
         return {
+            **({} if self.id is None else {"id": self.id}),
             "box": self.box.as_list(),
             "label": self.label,
             "score": round(self.score, digits),
@@ -106,6 +111,8 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
         b = face.box
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w - 1, b.y + b.h - 1), color, thickness)
         text = f"{face.label} {face.score:.2f}"
+        if face.id is not None:
+            text = f"#{face.id} {text}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         # Put the label above the box, or inside it when the box touches the top edge.
         top = b.y - th - base - 2 if b.y - th - base - 2 >= 0 else b.y
@@ -134,11 +141,18 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
     return out
 
 
-def jsonl_record(frame_index: int, t: float, faces: Sequence[FaceResult]) -> dict[str, Any]:
-    """Return one JSONL line's object: ``{"frame", "t", "faces": [...]}``."""
+def jsonl_record(
+    frame_index: int, t: float, faces: Sequence[FaceResult], source: str | None = None
+) -> dict[str, Any]:
+    """Return one JSONL line's object: ``{"frame", "t", ["source",] "faces": [...]}``.
+
+    ``source`` names the image file the frame came from (image folders and globs), so results
+    can be joined back to the photos.
+    """
     return {
         "frame": int(frame_index),
         "t": round(float(t), 3),
+        **({} if source is None else {"source": source}),
         "faces": [face.to_dict() for face in faces],
     }
 
@@ -146,8 +160,14 @@ def jsonl_record(frame_index: int, t: float, faces: Sequence[FaceResult]) -> dic
 class JsonlSink:
     """One JSON object per frame, flushed line by line, to a file or to stdout (``-``)."""
 
-    def __init__(self, target: str | os.PathLike[str]):
-        """Open the output; a file is written beside the target and renamed on close."""
+    def __init__(self, target: str | os.PathLike[str], sources: Sequence[str] | None = None):
+        """Open the output; a file is written beside the target and renamed on close.
+
+        Args:
+            target: a path, or ``-`` for stdout.
+            sources: for image sources, the file of each frame index (its ``"source"``).
+        """
+        self._sources = list(sources) if sources is not None else None
         self._stack = contextlib.ExitStack()
         if str(target) == "-":
             self._stream: IO[str] = sys.stdout
@@ -162,7 +182,8 @@ class JsonlSink:
 
     def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
         """Write and flush one line."""
-        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces)) + "\n")
+        source = self._sources[frame_index] if self._sources is not None else None
+        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces, source)) + "\n")
         self._stream.flush()
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 A face's label flickers between frames because a crop shifts by a pixel or the expression is
 between two classes. An exponential moving average over the probabilities of the "same" face
 (its box overlaps a box of the previous frame) steadies it; a new face starts from its own
-probabilities.
+probabilities. The same association gives every face a stable ``id``: a face keeps its id for
+as long as its box keeps overlapping its box in the previous frame.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ class Track:
         box: its box in that frame.
         probs: its smoothed probabilities.
         frames: how many consecutive frames it has been seen in.
+        id: the face's id, unique within the smoother's lifetime (ids count up from 1).
     """
 
     box: Box
     probs: np.ndarray
     frames: int = 1
+    id: int = 0
 
 
 class EmaSmoother:
@@ -36,7 +39,8 @@ class EmaSmoother:
 
     ``smoothed = alpha * new + (1 - alpha) * previous`` for a face whose box overlaps one of the
     previous frame's boxes by at least ``iou_threshold``; matching is one-to-one, best overlap
-    first. Faces that disappear for a frame are forgotten.
+    first. Faces that disappear for a frame are forgotten. After :meth:`update`,
+    ``tracks[i]`` belongs to ``boxes[i]``; with ``alpha=1`` it only tracks ids.
     """
 
     def __init__(self, alpha: float = 0.5, iou_threshold: float = 0.3):
@@ -56,6 +60,7 @@ class EmaSmoother:
         self.alpha = float(alpha)
         self.iou_threshold = float(iou_threshold)
         self.tracks: list[Track] = []
+        self._last_id = 0
 
     def update(self, boxes: Sequence[Box], probs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Smooth one frame's probabilities and remember them for the next frame.
@@ -76,12 +81,13 @@ class EmaSmoother:
             p = np.asarray(p, dtype=np.float32)
             previous = matches.get(i)
             if previous is None:
-                out, frames = p.copy(), 1
+                self._last_id += 1
+                out, frames, face_id = p.copy(), 1, self._last_id
             else:
                 out = (self.alpha * p + (1.0 - self.alpha) * previous.probs).astype(np.float32)
-                frames = previous.frames + 1
+                frames, face_id = previous.frames + 1, previous.id
             smoothed.append(out)
-            tracks.append(Track(box, out, frames))
+            tracks.append(Track(box, out, frames, face_id))
         self.tracks = tracks
         return smoothed
 
@@ -105,6 +111,11 @@ class EmaSmoother:
             used.add(j)
         return matched
 
+    @property
+    def ids(self) -> list[int]:
+        """The ids of the faces of the last :meth:`update`, in its box order."""
+        return [track.id for track in self.tracks]
+
     def reset(self) -> None:
-        """Forget every face (e.g. after a scene cut)."""
+        """Forget every face (e.g. after a scene cut); new faces get new ids."""
         self.tracks = []
