@@ -41,14 +41,36 @@ class ComposedFrame:
     faces: tuple[int, ...]
 
 
-def background(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """Return a smooth, slightly noisy gray BGR background (no face-like structure)."""
+def background(width: int, height: int, seed: int = 0, clutter: bool = False) -> np.ndarray:
+    """Return a smooth, slightly noisy gray BGR background (no face-like structure).
+
+    With ``clutter``, the kind of scene that gives detectors ghost boxes is drawn over it:
+    out-of-focus lights (bright blurred discs of many sizes), window-like bright and dark
+    rectangles and a few hard edges.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = 110 + 40 * (xx / width) + 20 * np.sin(yy / height * np.pi)
     noise = cv2.GaussianBlur(rng.normal(0, 6, (height, width)).astype(np.float32), (0, 0), 3)
-    gray = np.clip(base + noise, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    gray = base + noise
+    if clutter:
+        scale = min(width, height) / 480
+        layer = np.zeros_like(gray)
+        for _ in range(12):
+            x, y = (int(v) for v in rng.integers(0, (width, height)))
+            w, h = (int(v) for v in rng.integers(10, 90, size=2) * scale)
+            cv2.rectangle(layer, (x, y), (x + w, y + h), float(rng.uniform(-60, 60)), cv2.FILLED)
+        for _ in range(6):
+            x0, y0, x1, y1 = (int(v) for v in rng.integers(0, (width, height, width, height)))
+            cv2.line(layer, (x0, y0), (x1, y1), float(rng.uniform(-70, 70)), max(1, round(scale)))
+        gray += cv2.GaussianBlur(layer, (0, 0), 1.0)
+        lights = np.zeros_like(gray)
+        for _ in range(40):
+            centre = tuple(int(v) for v in rng.integers(0, (width, height)))
+            radius = max(2, int(rng.integers(3, 30) * scale))
+            cv2.circle(lights, centre, radius, float(rng.uniform(60, 140)), cv2.FILLED)
+        gray += cv2.GaussianBlur(lights, (0, 0), 2.0 * scale)
+    return cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def _cells(width: int, height: int, count: int) -> list[tuple[int, int, int, int]]:
@@ -68,6 +90,7 @@ def compose_frames(
     hold: int = 1,
     jitter: int = 6,
     seed: int = 0,
+    clutter: bool = False,
 ) -> Iterator[ComposedFrame]:
     """Yield frames showing ``faces`` in order, ``per_frame`` at a time.
 
@@ -82,15 +105,20 @@ def compose_frames(
         hold: frames per group of faces.
         jitter: maximum per-frame drift in pixels.
         seed: randomness for the background, placement and drift.
+        clutter: draw lights, rectangles and edges into the background (see
+            :func:`background`), where detectors put ghost boxes; a new one behind each group,
+            so ghost boxes are counted over many scenes, not one.
     """
     width, height = frame_size
     rng = np.random.default_rng(seed)
-    bg = background(width, height, seed)
+    bg = background(width, height, seed, clutter)
     cells = _cells(width, height, per_frame)
     room = 2 * jitter * hold  # the most a face can drift while held
     if any(min(cw, ch) < face_size + room for _, _, cw, ch in cells):
         raise ValueError(f"{per_frame} faces of {face_size} px do not fit a {width}x{height} frame")
     for start in range(0, len(faces), per_frame):
+        if clutter and start:
+            bg = background(width, height, seed + start, clutter)
         group = list(range(start, min(start + per_frame, len(faces))))
         pasted = []
         for i in group:
@@ -313,6 +341,7 @@ def detection_rate(
 @click.option("--hold", default=3, show_default=True, help="Frames per group of faces.")
 @click.option("--fps", default=10.0, show_default=True, help="Frame rate stored in the video.")
 @click.option("--seed", default=0, show_default=True, help="Sampling and placement seed.")
+@click.option("--clutter", is_flag=True, help="Lights and edges in the background.")
 def compose_cmd(
     faces_root: Path,
     out: Path,
@@ -322,10 +351,13 @@ def compose_cmd(
     hold: int,
     fps: float,
     seed: int,
+    clutter: bool,
 ) -> None:
     """Compose a video of face images at known places; writes OUT and OUT's .truth.json."""
     images, classes = sample_faces(faces_root, count, seed)
-    frames = compose_frames(images, face_size=face_size, per_frame=per_frame, hold=hold, seed=seed)
+    frames = compose_frames(
+        images, face_size=face_size, per_frame=per_frame, hold=hold, seed=seed, clutter=clutter
+    )
     truth = write_scene(out, frames, classes, fps)
     card = out.with_suffix(".truth.json")
     write_json(
