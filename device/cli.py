@@ -73,7 +73,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "--crop",
     type=click.Choice(CROPS),
     help="align: warp the landmarks onto the model's template; box: a square about the box "
-    "[default: yunet align, haar box].",
+    "[default: box].",
 )
 @click.option("--threads", type=int, help="Interpreter CPU threads (default: runtime's choice).")
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
@@ -89,7 +89,8 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--margin",
     type=float,
-    help="Box-crop margin per side, as a fraction of the face box [default: haar 0.02, yunet 0].",
+    help="Box-crop margin per side, as a fraction of the face box (negative: inside it) "
+    "[default: haar 0.02, yunet -0.075].",
 )
 @click.option("--min-face", default=40, show_default=True, help="Smallest face side in pixels.")
 @click.option(
