@@ -442,5 +442,5 @@ def run(options: RunOptions) -> RunSummary:
         quantized=classifier.is_quantized,
         runtime=classifier.runtime.describe(),
         threads=options.threads,
-        crop="align" if crop.align else f"box {crop.margin:+.2f}",
+        crop="align" if crop.align else f"box {crop.margin:+.3f}",
     )
