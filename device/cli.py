@@ -72,8 +72,8 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--crop",
     type=click.Choice(CROPS),
-    help="align: warp the landmarks onto the model's template; box: a square about the box "
-    "[default: box].",
+    help="align: warp the landmarks onto the model's template; box: a square about the box; "
+    "both: the two averaged [default: box].",
 )
 @click.option("--threads", type=int, help="Interpreter CPU threads (default: runtime's choice).")
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from fer_edge.errors import FerEdgeError
+from fer_edge.facecrop import CROP_MODES
 from fer_edge.preprocess import to_gray
 
 DETECTORS: tuple[str, ...] = ("haar", "yunet")
@@ -26,8 +27,9 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 #: The YuNet model shipped in ``fer_edge/models/`` (OpenCV zoo, MIT; licence beside it).
 YUNET_MODEL = "face_detection_yunet_2026may.onnx"
 
-#: Crop modes: warp the landmarks onto the model's template, or a square about the box.
-CROPS: tuple[str, ...] = ("align", "box")
+#: Crop modes (``--crop``): landmarks onto the model's template, a square about the box, or
+#: the two averaged (see :mod:`fer_edge.facecrop`).
+CROPS: tuple[str, ...] = CROP_MODES
 
 #: Default crop per detector, chosen on scenes of FER2013 training faces (tools and numbers in
 #: the resolution note of issue 13): the box crop kept more of the model's accuracy than the

@@ -16,7 +16,7 @@ from fer_edge.classifier import FaceClassifier
 from fer_edge.device.detect import FaceDetector
 from fer_edge.device.sinks import FaceResult
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.facecrop import CropOptions, crop_face
+from fer_edge.facecrop import CropOptions, face_crops
 
 #: Timing samples kept per stage: the latest ones, so a service running for days keeps a
 #: fixed memory footprint (about 1 MB) and reports recent timings.
@@ -63,10 +63,11 @@ class FacePipeline:
         probs = []
         for box in boxes:
             t0 = time.perf_counter()
-            face = crop_face(
+            crops = face_crops(
                 image, box.as_list(), box.landmarks, self.classifier.input_spec, self.crop
             )
-            probs.append(self.classifier.probabilities(face))
+            # One crop, or two framings of the same face averaged (crop mode "both").
+            probs.append(np.mean([self.classifier.probabilities(c) for c in crops], axis=0))
             self.samples["classify"].append(time.perf_counter() - t0)
         probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels

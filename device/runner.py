@@ -77,8 +77,9 @@ class RunOptions:
         detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
         detector_threshold: YuNet's minimum score (``None``: its default).
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
-        crop: ``align`` (landmarks onto the model's template) or ``box``; ``None``: the
-            detector's default (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
+        crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
+            averaged); ``None``: the detector's default
+            (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
@@ -197,7 +198,7 @@ class RunSummary:
         quantized: whether the model has an integer input.
         runtime: the interpreter runtime and version.
         threads: the requested interpreter threads (``None``: runtime default).
-        crop: how faces were cut out: ``align`` or ``box`` with its margin.
+        crop: how faces were cut out: ``align``, or ``box``/``both`` with the margin.
     """
 
     frames: int
@@ -337,10 +338,10 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
 def _crop_options(options: RunOptions, detector: str) -> CropOptions:
     """Resolve ``--crop`` and ``--margin`` against the detector's defaults."""
     mode = options.crop or DEFAULT_CROP[detector]
-    if mode == "align" and detector == "haar":
-        raise FerEdgeError("--crop align needs landmarks, which Haar does not give: use yunet")
+    if mode != "box" and detector == "haar":
+        raise FerEdgeError(f"--crop {mode} needs landmarks, which Haar does not give: use yunet")
     margin = DEFAULT_MARGIN[detector] if options.margin is None else options.margin
-    return CropOptions(align=mode == "align", margin=margin)
+    return CropOptions(mode=mode, margin=margin)
 
 
 def run(options: RunOptions) -> RunSummary:
@@ -442,5 +443,5 @@ def run(options: RunOptions) -> RunSummary:
         quantized=classifier.is_quantized,
         runtime=classifier.runtime.describe(),
         threads=options.threads,
-        crop="align" if crop.align else f"box {crop.margin:+.3f}",
+        crop=crop.describe(),
     )

@@ -1,16 +1,19 @@
-"""The one face-crop function: a detected face in a frame -> the model's input framing.
+"""Face crops: a detected face in a frame -> the model's input framing, in one place.
 
 A classifier is only as good as the crop it is handed: it learned FER2013's framing (where the
-eyes, nose and mouth sit in the 48x48 image), so a live crop must reproduce it. Two ways:
+eyes, nose and mouth sit in the 48x48 image), so a live crop must reproduce it. Three modes:
 
 - **aligned** (detectors with landmarks, e.g. YuNet): a similarity transform (rotation, uniform
   scale, shift) maps the five detected landmarks onto an :class:`AlignTemplate` (where those
   landmarks sit in the training crops) and warps the frame straight to the model's input size;
 - **box** (detectors without landmarks, e.g. Haar): a square about the box centre, grown by a
-  margin, resized by :func:`fer_edge.preprocess.resize_face`.
+  margin, resized by :func:`fer_edge.preprocess.resize_face`;
+- **both**: the model sees both crops and their probabilities are averaged (two framings whose
+  errors differ, like test-time augmentation).
 
-The device, the benchmarks and any training-time re-crop call :func:`crop_face`; nothing else
-cuts faces out of frames. Coordinates are OpenCV pixel coordinates (pixel centres at integers).
+The device, the benchmarks and any training-time re-crop call :func:`face_crops` (or
+:func:`crop_face` for a single crop); nothing else cuts faces out of frames. Coordinates are
+OpenCV pixel coordinates (pixel centres at integers).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from fer_edge.preprocess import DEFAULT_SPEC, InputSpec, resize_face, to_gray
 
 #: The five landmarks in YuNet's order (the subject's right eye is on the image's left).
 LANDMARKS: tuple[str, ...] = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+#: Crop modes (see the module docstring).
+CROP_MODES: tuple[str, ...] = ("align", "box", "both")
 #: Index pairs that swap under a horizontal flip.
 MIRROR_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (3, 4))
 
@@ -112,15 +117,24 @@ class CropOptions:
     """How :func:`crop_face` frames a face.
 
     Attributes:
-        align: warp the landmarks onto the template when the detector gives landmarks;
-            ``False`` always uses the box crop.
-        margin: box crop only: fraction of the box's longer side added on each side.
+        mode: ``align``, ``box`` or ``both`` (:data:`CROP_MODES`); without landmarks every mode
+            is a box crop.
+        margin: box crop: fraction of the box's longer side added on each side (negative:
+            inside the box).
         template: the framing to align to (``None``: :data:`FER2013_TEMPLATE`).
     """
 
-    align: bool = True
+    mode: str = "align"
     margin: float = 0.0
     template: AlignTemplate | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in CROP_MODES:
+            raise ValueError(f"crop mode must be one of {CROP_MODES}, got {self.mode!r}")
+
+    def describe(self) -> str:
+        """Return ``align``, ``box -0.075`` or ``both -0.075`` (the margin where it applies)."""
+        return self.mode if self.mode == "align" else f"{self.mode} {self.margin:+.3f}"
 
 
 def square_region(
@@ -249,7 +263,8 @@ def crop_face(
         box: the face box ``(x, y, w, h)`` in frame pixels.
         landmarks: the five :data:`LANDMARKS` in frame pixels, or ``None`` (box crop).
         spec: the model's input spec; the crop comes back at its size.
-        options: aligned or box crop, margin and template.
+        options: the crop; ``align`` and ``both`` give the aligned crop here, ``box`` the box
+            crop (see :func:`face_crops` for both at once).
 
     Returns:
         A ``(spec.height, spec.width)`` uint8 gray image.
@@ -258,7 +273,7 @@ def crop_face(
         ValueError: the box lies outside the frame (and there are no usable landmarks).
     """
     options = options or CropOptions()
-    if options.align and landmarks is not None:
+    if options.mode != "box" and landmarks is not None:
         template = options.template or FER2013_TEMPLATE
         matrix = alignment_matrix(np.asarray(landmarks), template, spec.width, spec.height)
         if matrix is not None:
@@ -268,3 +283,22 @@ def crop_face(
     if w == 0 or h == 0:
         raise ValueError(f"face box {list(box)} lies outside the {width}x{height} frame")
     return resize_face(image[y : y + h, x : x + w], spec)
+
+
+def face_crops(
+    image: np.ndarray,
+    box: Sequence[float],
+    landmarks: np.ndarray | Sequence[Sequence[float]] | None = None,
+    spec: InputSpec = DEFAULT_SPEC,
+    options: CropOptions | None = None,
+) -> list[np.ndarray]:
+    """Return the crops a classifier should average for one face (see :func:`crop_face`).
+
+    One crop for ``align`` and ``box``; for ``both`` with landmarks, the aligned crop and then
+    the box crop.
+    """
+    options = options or CropOptions()
+    if options.mode == "both" and landmarks is not None:
+        aligned = crop_face(image, box, landmarks, spec, options)
+        return [aligned, crop_face(image, box, None, spec, options)]
+    return [crop_face(image, box, landmarks, spec, options)]

@@ -14,6 +14,7 @@ from fer_edge.facecrop import (
     CropOptions,
     alignment_matrix,
     crop_face,
+    face_crops,
     similarity_transform,
     square_region,
 )
@@ -44,7 +45,7 @@ def test_square_region_margin_square_clip(box, margin, expected):
 
 def test_box_crop_is_the_region_resized_to_the_input():
     frame = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
-    crop = crop_face(frame, (80, 0, 20, 20), options=CropOptions(align=False, margin=0.25))
+    crop = crop_face(frame, (80, 0, 20, 20), options=CropOptions(mode="box", margin=0.25))
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
     gray = cv2.cvtColor(frame[0:25, 75:100], cv2.COLOR_BGR2GRAY)
     np.testing.assert_array_equal(crop, cv2.resize(gray, (48, 48), interpolation=cv2.INTER_LINEAR))
@@ -111,14 +112,22 @@ def test_aligned_crop_puts_the_landmarks_on_the_template(scale, angle, size):
 def test_degenerate_landmarks_fall_back_to_the_box_crop():
     frame = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     box = (40, 30, 60, 60)
-    boxed = crop_face(frame, box, options=CropOptions(align=False))
+    boxed = crop_face(frame, box, options=CropOptions(mode="box"))
     assert alignment_matrix(np.full((5, 2), 50.0), FER2013_TEMPLATE, 48, 48) is None
     np.testing.assert_array_equal(crop_face(frame, box, np.full((5, 2), 50.0)), boxed)
-    # align=False ignores landmarks that are there.
+    # The box mode ignores landmarks that are there.
     good = FER2013_TEMPLATE.scaled(48, 48) + 40
-    np.testing.assert_array_equal(
-        crop_face(frame, box, good, options=CropOptions(align=False)), boxed
-    )
+    boxed_anyway = crop_face(frame, box, good, options=CropOptions(mode="box"))
+    np.testing.assert_array_equal(boxed_anyway, boxed)
+    # "both": the aligned crop, then the box crop; without landmarks only the box crop.
+    both = face_crops(frame, box, good, options=CropOptions(mode="both"))
+    np.testing.assert_array_equal(both[0], crop_face(frame, box, good))
+    np.testing.assert_array_equal(both[1], boxed)
+    (only,) = face_crops(frame, box, None, options=CropOptions(mode="both"))
+    np.testing.assert_array_equal(only, boxed)
+    assert CropOptions(mode="both", margin=-0.075).describe() == "both -0.075"
+    with pytest.raises(ValueError, match="crop mode"):
+        CropOptions(mode="tight")
 
 
 def test_template_json_round_trip_and_scaling():
@@ -163,7 +172,7 @@ def pasted_face_crops(detector, angle, side=220, at=(200, 130)):
     frame[at[1] : at[1] + side, at[0] : at[0] + side] = cv2.cvtColor(tilted, cv2.COLOR_GRAY2BGR)
     (box,) = detector.detect(frame)
     aligned = crop_face(frame, box.as_list(), box.landmarks)
-    boxed = crop_face(frame, box.as_list(), options=CropOptions(align=False))
+    boxed = crop_face(frame, box.as_list(), options=CropOptions(mode="box"))
     return aligned, boxed
 
 
