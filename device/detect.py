@@ -3,7 +3,7 @@
 Every detector returns :class:`Box` objects clipped to the frame, largest first; YuNet's carry
 five landmarks. :func:`make_detector` wraps the detector so that it runs on a downscaled copy of
 large frames and drops duplicate, nested and implausibly small boxes. Cutting the face out is
-:func:`fer_edge.facecrop.crop_face`'s job, shared with the benchmarks.
+:func:`fer_edge.facecrop.face_crops`'s job, shared with the benchmarks.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ YUNET_MODEL = "face_detection_yunet_2026may.onnx"
 #: the two averaged (see :mod:`fer_edge.facecrop`).
 CROPS: tuple[str, ...] = CROP_MODES
 
-#: Default crop per detector, chosen on scenes of FER2013 training faces (tools and numbers in
-#: the resolution note of issue 13): the box crop kept more of the model's accuracy than the
+#: Default crop per detector, chosen on scenes of FER2013 training faces (numbers in
+#: benchmarks/README.md, "Faces in scenes"): the box crop kept more of the model's accuracy than the
 #: aligned crop (0.95 vs 0.91 of its accuracy on the faces' own crops, two samples of 3,000),
 #: because FER2013's own crops follow a face box, not the landmarks. ``--crop align`` stays
 #: available: it removes head roll, for models trained on aligned faces.
@@ -60,7 +60,10 @@ DEFAULT_DETECT_WIDTH = 960
 NMS_IOU = 0.3
 #: A box with at least this share of its area inside a larger face box is a duplicate.
 NESTED_FRACTION = 0.6
-#: Smallest face side as a fraction of the frame's shorter side.
+#: Smallest face side as a fraction of the frame's shorter side: 24 px at 640x480, 54 px at
+#: 1920x1080. A floor for small ghost boxes at high resolutions, low enough for a group photo;
+#: Haar's ghosts on out-of-focus lights were larger (11-17% of the side, 19 in 100 cluttered
+#: 640x480 frames; YuNet at 0.6 had none), so NMS and the score threshold do the rest.
 MIN_FACE_FRACTION = 0.05
 
 

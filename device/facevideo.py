@@ -91,6 +91,7 @@ def compose_frames(
     jitter: int = 6,
     seed: int = 0,
     clutter: bool = False,
+    gap: int = 0,
 ) -> Iterator[ComposedFrame]:
     """Yield frames showing ``faces`` in order, ``per_frame`` at a time.
 
@@ -108,6 +109,8 @@ def compose_frames(
         clutter: draw lights, rectangles and edges into the background (see
             :func:`background`), where detectors put ghost boxes; a new one behind each group,
             so ghost boxes are counted over many scenes, not one.
+        gap: empty frames after each group: people leave before others come, instead of one
+            face turning into another in place (which per-face smoothing would average).
     """
     width, height = frame_size
     rng = np.random.default_rng(seed)
@@ -145,6 +148,8 @@ def compose_frames(
                 image[y : y + face_size, x : x + face_size] = face
                 boxes.append(Box(x, y, face_size, face_size))
             yield ComposedFrame(image, tuple(boxes), tuple(group))
+        for _ in range(gap):
+            yield ComposedFrame(bg.copy(), (), ())
 
 
 def write_video(

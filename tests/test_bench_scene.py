@@ -78,13 +78,14 @@ def test_scene_scores_match_an_independent_recount(face_folders, tiny_tflite, tm
     report = bench_scene(options)
     assert [s.setting for s in report.scores] == ["haar", "default", "yunet-aligned:smooth=0"]
 
-    # The ceiling, recomputed: the model on each face's own 48x48 image, each shown twice.
+    # 6 groups of 2 frames with a face and 1 without. The ceiling, recomputed: the model on
+    # each face's own 48x48 image, each shown twice.
     images, classes = sample_faces(face_folders, 6, seed=3)
     classifier = FaceClassifier(tiny_tflite["int8"])
     own = [classifier.labels[int(np.argmax(classifier.probabilities(i)))] for i in images]
     crop_correct = 2 * sum(o == c for o, c in zip(own, classes, strict=True))
     for score in report.scores:
-        assert (score.frames, score.shown, score.crop_correct) == (12, 12, crop_correct)
+        assert (score.frames, score.shown, score.crop_correct) == (18, 12, crop_correct)
         assert score.found == 12 and score.false_boxes == 0 and score.nested == 0
         assert score.end_to_end == pytest.approx(score.right / 12)
         assert score.fps > 0
@@ -97,7 +98,10 @@ def test_scene_scores_match_an_independent_recount(face_folders, tiny_tflite, tm
 
     run(RunOptions(model=tiny_tflite["int8"], source=str(video), jsonl=str(tmp_path / "o.jsonl")))
     lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
-    right = sum(line["faces"][0]["label"] == classes[k // 2] for k, line in enumerate(lines))
+    assert [bool(line["faces"]) for line in lines] == [True, True, False] * 6
+    right = sum(
+        line["faces"][0]["label"] == classes[k // 3] for k, line in enumerate(lines) if k % 3 < 2
+    )
     assert default.right == right
 
     text = report.format()
@@ -117,7 +121,7 @@ def test_cli_prints_the_table_and_writes_reports(face_folders, tiny_tflite, tmp_
     assert "end to end" in result.output and "false /100 fr" in result.output
     data = json.loads((tmp_path / "s.json").read_text())
     assert [s["setting"] for s in data["scores"]] == ["haar", "default"]
-    assert all(s["frames"] == 6 and s["shown"] == 12 for s in data["scores"])
+    assert all(s["frames"] == 8 and s["shown"] == 12 for s in data["scores"])
     assert (tmp_path / "s.md").read_text().startswith("## fer-edge bench --scene")
 
 
@@ -129,6 +133,7 @@ def test_cli_prints_the_table_and_writes_reports(face_folders, tiny_tflite, tmp_
         (["--scene", "{faces}", "--per-frame", "9", "--limit", "9"], "do not fit"),
         (["--scene", "{faces}", "--pipeline"], "--pipeline does not apply"),
         (["--per-frame", "2"], "--per-frame only applies with --scene"),
+        (["--scene", "{faces}", "--gap", "-1"], "--gap"),
         (["--scene", "{missing}"], "no <class>/ folders"),
     ],
 )

@@ -89,6 +89,7 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--frame-size", help="With --scene: WxH [default: 640x480].")
 @click.option("--face-size", type=int, help="With --scene: pasted face side [default: 144].")
 @click.option("--seed", type=int, help="With --scene: sampling and placement seed [default: 0].")
+@click.option("--gap", type=int, help="With --scene: empty frames between faces [default: 1].")
 @click.option("--clutter", is_flag=True, help="With --scene: lights and edges in the background.")
 @click.option("--scene-video", type=click.Path(), help="With --scene: keep the video here.")
 @click.option(
@@ -114,7 +115,7 @@ def bench_cmd(**options: Any) -> None:
     if options["scene"] is not None:
         _scene(options)
         return
-    scene_only = ("settings", "per_frame", "frame_size", "face_size", "seed", "clutter")
+    scene_only = ("settings", "per_frame", "frame_size", "face_size", "seed", "gap", "clutter")
     for flag in (*scene_only, "scene_video"):
         if options[flag] not in (None, False):
             raise FerEdgeError(f"--{flag.replace('_', '-')} only applies with --scene")
@@ -222,6 +223,7 @@ def _scene(options: dict[str, Any]) -> None:
             face_size=options["face_size"] or defaults.face_size,
             seed=defaults.seed if options["seed"] is None else options["seed"],
             clutter=options["clutter"],
+            gap=defaults.gap if options["gap"] is None else options["gap"],
             settings=tuple(parse_setting(name) for name in names if name.strip()),
             model=_path(options["pipeline_model"]),
             threads=threads[0],
