@@ -75,7 +75,7 @@ def background(width: int, height: int, seed: int = 0, clutter: bool = False) ->
 
 def _cells(width: int, height: int, count: int) -> list[tuple[int, int, int, int]]:
     """Split the frame into a near-square grid of ``count`` cells ``(x, y, w, h)``."""
-    # Never more columns than faces: 3 faces in 640x480 get three 213 px cells, not four 160s.
+    # Never more columns than faces: one face gets the whole frame, not the left half of it.
     cols = min(count, int(np.ceil(np.sqrt(count * width / height))))
     rows = -(-count // cols)
     cw, ch = width // cols, height // rows
