@@ -21,7 +21,7 @@ FER2013 = HERE.parent.parent / "shared" / "data" / "fer2013"
 TEST_FACE = HERE.parent / "tests" / "data" / "astronaut_face.png"
 #: The scene: today's Haar default against the run defaults, side by side in one run.
 SCENE_ARGS = ("--limit", "60", "--settings", "haar,default", "--no-progress")
-CONFIG = HERE / "ci.json"
+CONFIG = HERE / "configs" / "ci.json"
 # Test models learn the generated gratings almost perfectly; int8 must keep the float
 # model's answers. Both are deterministic for a fixed seed, split and model.
 SYNTHETIC_FLOORS = ("--min-accuracy", "0.6", "--min-agreement", "0.9")
@@ -38,43 +38,29 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
     Returns:
         The float and int8 model paths.
     """
-    from fer_edge.atomic import write_json
-    from fer_edge.bench.models import gzip_size
-    from fer_edge.convert.export import to_tflite, write_tflite
+    from fer_edge.card import ModelCard, gzip_size
     from fer_edge.data import load_dataset
     from fer_edge.modelmeta import ModelMeta
-    from fer_edge.preprocess import normalize
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.train.tiny import build_tiny_cnn, export_pair, fit_tiny
 
-    _, keras = tf_and_keras()
     dataset = load_dataset(data, splits=("train", "val"))
-    x = normalize(dataset.split("train").images)
-    y = dataset.split("train").labels
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1))
-    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
-    h = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(h)
-    h = keras.layers.GlobalAveragePooling2D()(h)
-    outputs = keras.layers.Dense(len(dataset.classes), activation="softmax")(h)
-    model = keras.Model(inputs, outputs)
-    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=15, batch_size=32, verbose=0)
-
+    train = dataset.split("train")
+    model = build_tiny_cnn((8, 16), len(dataset.classes), padding="same")
+    fit_tiny(model, train.images, train.labels, epochs=15, learning_rate=1e-2)
     meta = ModelMeta(dataset.classes, name="ci-test")
-    exports = {"float": to_tflite(model), "ptq-int8": to_tflite(model, "int8", x[:100])}
+    exported = export_pair(model, out, "ci", train.images[:100], meta)
     paths = []
-    for method, flatbuffer in exports.items():
-        path = write_tflite(out / f"ci_{method.replace('-', '_')}.tflite", flatbuffer, meta)
-        card = {
-            "meta": meta.to_dict(),
-            "method": method,
-            "source": "benchmarks/ci.py",
-            "float_model": "ci_float.tflite",
-            "sparsity": 0.0,
-            "size_bytes": path.stat().st_size,
-            "gzip_bytes": gzip_size(path.read_bytes()),
-        }
-        write_json(path.with_suffix(".json"), card)
+    for kind, method in (("float", "float"), ("int8", "ptq-int8")):
+        path = exported[kind]
+        ModelCard(
+            meta=meta,
+            method=method,
+            source="benchmarks/ci.py",
+            float_model=exported["float"].name,
+            sparsity=0.0,
+            size_bytes=path.stat().st_size,
+            gzip_bytes=gzip_size(path),
+        ).write(path.with_suffix(".json"))
         paths.append(path)
     return paths
 
@@ -106,7 +92,10 @@ def scene_faces(out: Path) -> Path:
         return FER2013 / "val"
     import cv2
 
-    face = cv2.resize(cv2.imread(str(TEST_FACE), cv2.IMREAD_GRAYSCALE), (48, 48))
+    image = cv2.imread(str(TEST_FACE), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(f"cannot read the test face {TEST_FACE}")
+    face = cv2.resize(image, (48, 48))
     for name, image in (("happy", face), ("sad", cv2.flip(face, 1))):
         (out / name).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / name / "0.png"), image)
@@ -131,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from fer_edge.bench.models import bundled_models
+    from fer_edge.bench.modelfiles import bundled_models
     from fer_edge.synthetic import write_folder_dataset
 
     with tempfile.TemporaryDirectory(prefix="fer-edge-ci-") as tmp:

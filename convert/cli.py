@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from fer_edge.convert.options import PTQ_CHOICES
+from fer_edge.clitypes import FiniteFloat
+from fer_edge.convert.options import CONVERT_STRATEGIES, PTQ_CHOICES
 from fer_edge.errors import FerEdgeError
 from fer_edge.runtime import RUNTIME_CHOICES
+from fer_edge.train.precision import PRECISIONS
 
 
 @click.command("convert")
@@ -33,7 +35,7 @@ from fer_edge.runtime import RUNTIME_CHOICES
 @click.option("--int8", is_flag=True, help="Full-integer model by quantisation-aware training.")
 @click.option(
     "--prune",
-    type=float,
+    type=FiniteFloat(),
     default=None,
     metavar="SPARSITY",
     help="Magnitude-prune to this sparsity (e.g. 0.5); with --int8, pruning-preserving QAT.",
@@ -45,7 +47,7 @@ from fer_edge.runtime import RUNTIME_CHOICES
     help="Post-training baseline to export too (repeatable).",
 )
 @click.option("--epochs", type=int, default=3, show_default=True, help="Epochs of pruning / QAT.")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Fine-tuning rate.")
+@click.option("--lr", type=FiniteFloat(), default=1e-4, show_default=True, help="Fine-tuning rate.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option(
     "--augment/--no-augment", default=True, show_default=True, help="Augment while fine-tuning."
@@ -68,6 +70,20 @@ from fer_edge.runtime import RUNTIME_CHOICES
     help="TFLite runtime that judges the outputs.",
 )
 @click.option("--threads", type=int, default=None, help="Interpreter threads when judging.")
+@click.option(
+    "--strategy",
+    type=click.Choice(CONVERT_STRATEGIES),
+    default="one",
+    show_default=True,
+    help="tf.distribute strategy of pruning / QAT fine-tuning (mirrored: all local GPUs).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="float32",
+    show_default=True,
+    help="Fine-tuning runs float32 only: tfmot's pruning and QAT have no mixed precision.",
+)
 def convert_cmd(
     model: Path,
     data: Path,
@@ -86,6 +102,8 @@ def convert_cmd(
     edgetpu: bool,
     runtime: str,
     threads: int | None,
+    strategy: str,
+    precision: str,
 ) -> None:
     """Prune, quantise and export a trained Keras model to self-describing TFLite models.
 
@@ -99,7 +117,7 @@ def convert_cmd(
     from fer_edge.convert.options import ConvertOptions, FineTuneOptions
     from fer_edge.convert.report import summary
     from fer_edge.convert.run import convert
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     options = ConvertOptions(
         model=model,
@@ -124,6 +142,8 @@ def convert_cmd(
         runtime=runtime,
         threads=threads,
         progress=True,
+        strategy=strategy,
+        precision=precision,
     )
     # Progress (Keras epochs included) goes to stderr: stdout carries only the summary table.
     with contextlib.redirect_stdout(sys.stderr):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from fer_edge.data import SPLITS, Dataset, load_dataset
 from fer_edge.errors import FerEdgeError
+from fer_edge.evaluate import in_model_order
 from fer_edge.labels import FER2013_CLASSES, resolve_classes
 from fer_edge.modelmeta import ModelMeta
 
@@ -102,10 +101,4 @@ def load_for_model(
         seed=seed,
         progress=progress,
     )
-    if dataset.classes != meta.labels:
-        # The loader orders classes canonically; the model's output order is what counts.
-        order = np.array([meta.labels.index(c) for c in dataset.classes], dtype=np.int64)
-        for split in dataset.splits.values():
-            split.labels = order[split.labels]
-        dataset.classes = meta.labels
-    return dataset
+    return in_model_order(dataset, meta.labels)

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 
 from fer_edge.atomic import write_bytes
-from fer_edge.bench.models import gzip_size as gzip_bytes
 from fer_edge.data import Split
 from fer_edge.errors import FerEdgeError
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite
 from fer_edge.preprocess import InputSpec, normalize
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
 
 #: How :func:`to_tflite` quantises: ``float`` (none), ``dynamic`` (int8 weights, float
 #: activations), ``float16`` (float16 weights), ``int8`` (full integer, calibrated on a
@@ -111,8 +110,3 @@ def _batches_of_one(inputs: np.ndarray) -> Any:
 def write_tflite(path: str | os.PathLike[str], model: bytes, meta: ModelMeta) -> Path:
     """Write ``model`` with ``meta`` embedded, atomically (no partial file on interruption)."""
     return write_bytes(path, embed_in_tflite(model, meta))
-
-
-def gzip_size(path: str | os.PathLike[str]) -> int:
-    """Return the gzip-compressed size of a file: what sparsity buys on disk and on the wire."""
-    return gzip_bytes(Path(path).read_bytes())

@@ -10,8 +10,26 @@ from typing import Any
 from fer_edge.convert.options import FineTuneOptions
 from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
-from fer_edge.train.pipeline import make_dataset
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.inputs import make_dataset
+from fer_edge.train.trainer import compile_model
+
+
+@dataclass(frozen=True)
+class TuneData:
+    """What fine-tuning trains and judges on.
+
+    Attributes:
+        train: the (augmented) training split, labels in the model's order.
+        val: the split Keras accuracy is reported on.
+        spec: the model's input spec (normalisation).
+        num_classes: the model's class count (one-hot depth).
+    """
+
+    train: Split
+    val: Split
+    spec: InputSpec
+    num_classes: int
 
 
 @dataclass(frozen=True)
@@ -37,10 +55,7 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 
 def fine_tune(
     model: Any,
-    train: Split,
-    val: Split,
-    spec: InputSpec,
-    num_classes: int,
+    data: TuneData,
     options: FineTuneOptions,
     *,
     seed: int = 0,
@@ -53,11 +68,8 @@ def fine_tune(
     """
     _, keras = tf_and_keras()
     keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(options.lr),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+    compile_model(model, options.lr)
+    train, val, spec, num_classes = data.train, data.val, data.spec, data.num_classes
     train_ds = make_dataset(
         train.images,
         train.labels,

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_edge.errors import FerEdgeError
-from fer_edge.runtime import RUNTIME_CHOICES
-from fer_edge.train.pipeline import AugmentOptions
+from fer_edge.runtime import check_runtime_name
+from fer_edge.train.inputs import AugmentOptions
 
 #: Post-training quantisation baselines (``--ptq``).
 PTQ_CHOICES: tuple[str, ...] = ("dynamic", "float16", "int8")
+
+#: ``--strategy`` choices of conversion: one machine (fine-tuning is short).
+CONVERT_STRATEGIES: tuple[str, ...] = ("auto", "one", "mirrored")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class ConvertOptions:
         runtime: TFLite runtime used to evaluate the outputs (see :mod:`fer_edge.runtime`).
         threads: interpreter threads for evaluation (``None``: runtime default).
         progress: show progress bars while loading data.
+        strategy: ``tf.distribute`` strategy of the fine-tuning, from
+            :data:`CONVERT_STRATEGIES` (see :func:`fer_edge.train.distribute.make_distribution`).
+        precision: must be ``float32``: tfmot's pruning and QAT wrappers have no
+            mixed-precision support, so ``mixed`` is refused.
     """
 
     model: Path
@@ -74,6 +81,8 @@ class ConvertOptions:
     runtime: str = "auto"
     threads: int | None = None
     progress: bool = False
+    strategy: str = "one"
+    precision: str = "float32"
 
     def validate(self) -> None:
         """Check every option; raise :class:`FerEdgeError` naming the flag at fault."""
@@ -101,10 +110,16 @@ class ConvertOptions:
             raise FerEdgeError(
                 "--edgetpu: the Edge TPU runs only full-integer models; add --int8 or --ptq int8"
             )
-        if self.runtime not in RUNTIME_CHOICES:
+        check_runtime_name(self.runtime)
+        if self.strategy not in CONVERT_STRATEGIES:
             raise FerEdgeError(
-                f"--runtime: unknown runtime {self.runtime!r}; choose from "
-                f"{', '.join(RUNTIME_CHOICES)}"
+                f"--strategy: convert runs on one machine; choose from "
+                f"{', '.join(CONVERT_STRATEGIES)}, not {self.strategy!r}"
+            )
+        if self.precision != "float32":
+            raise FerEdgeError(
+                f"--precision {self.precision}: pruning and quantisation-aware training run in "
+                "float32 only (tfmot has no mixed-precision support); drop the flag"
             )
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
             raise FerEdgeError(

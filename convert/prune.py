@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fer_edge.convert.finetune import FineTuneResult, fine_tune, steps_per_epoch
+from fer_edge.convert.finetune import FineTuneResult, TuneData, fine_tune, steps_per_epoch
 from fer_edge.convert.options import FineTuneOptions
 from fer_edge.convert.sparsity import zero_share
-from fer_edge.data import Split
-from fer_edge.preprocess import InputSpec
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras, tfmot
 
 
 @dataclass(frozen=True)
@@ -58,17 +56,10 @@ def pruned_kernel_sparsity(model: Any) -> float:
     return share
 
 
-def _tfmot() -> Any:
-    tf_and_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
-
-
 def wrap_for_pruning(model: Any, schedule: PruneSchedule) -> Any:
     """Return a copy of ``model`` whose conv and dense layers prune to ``schedule``."""
     _, keras = tf_and_keras()
-    sparsity = _tfmot().sparsity.keras
+    sparsity = tfmot().sparsity.keras
     # A fresh copy first: cloning with a clone_function reuses the layer objects, and
     # fine-tuning must not change the weights of the model the float exports came from.
     copy = keras.models.clone_model(model)
@@ -92,10 +83,7 @@ def wrap_for_pruning(model: Any, schedule: PruneSchedule) -> Any:
 def prune(
     model: Any,
     target: float,
-    train: Split,
-    val: Split,
-    spec: InputSpec,
-    num_classes: int,
+    data: TuneData,
     options: FineTuneOptions,
     *,
     seed: int = 0,
@@ -105,17 +93,9 @@ def prune(
     Returns:
         ``(pruned plain Keras model, fine-tuning result)``; ``model`` itself is unchanged.
     """
-    sparsity = _tfmot().sparsity.keras
-    total = options.epochs * steps_per_epoch(len(train), options.batch_size)
+    sparsity = tfmot().sparsity.keras
+    total = options.epochs * steps_per_epoch(len(data.train), options.batch_size)
     wrapped = wrap_for_pruning(model, schedule_for(target, total))
-    result = fine_tune(
-        wrapped,
-        train,
-        val,
-        spec,
-        num_classes,
-        options,
-        seed=seed,
-        callbacks=[sparsity.UpdatePruningStep()],
-    )
+    callbacks = [sparsity.UpdatePruningStep()]
+    result = fine_tune(wrapped, data, options, seed=seed, callbacks=callbacks)
     return sparsity.strip_pruning(wrapped), result

@@ -5,16 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fer_edge.convert.quantize import annotate, qat_model
 from fer_edge.errors import FerEdgeError
-from fer_edge.train.quantize import annotate, qat_model
-from fer_edge.train.tfcompat import tf_and_keras
-
-
-def _tfmot() -> Any:
-    tf_and_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+from fer_edge.tfcompat import tf_and_keras, tfmot
 
 
 def _inbound(layer: Any) -> list[Any]:
@@ -48,7 +41,7 @@ def unquantisable_layers(model: Any) -> list[str]:
     Checks, in the order a user would fix them: models nested in the model, preprocessing
     layers (scaling, augmentation), BatchNormalization that does not directly follow a
     convolution (it cannot fold, so it would stay a float op), and layers tfmot's 8-bit
-    registry does not know and :func:`fer_edge.train.quantize.annotate` gives no config.
+    registry does not know and :func:`fer_edge.convert.quantize.annotate` gives no config.
     """
     _, keras = tf_and_keras()
     problems = []
@@ -71,7 +64,7 @@ def unquantisable_layers(model: Any) -> list[str]:
                 problems.append(f"{where} {problem}")
     if problems:
         return problems
-    scheme = _tfmot().quantization.keras.default_8bit.Default8BitQuantizeScheme()
+    scheme = tfmot().quantization.keras.default_8bit.Default8BitQuantizeScheme()
     registry = scheme.get_quantize_registry()
     for wrapper in annotate(model).layers:
         inner = getattr(wrapper, "layer", None)
@@ -111,7 +104,7 @@ def quantisation_aware(model: Any, preserve_sparsity: bool, model_path: object =
     """
     scheme = None
     if preserve_sparsity:
-        scheme = _tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        scheme = tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme()
     try:
         return qat_model(model, scheme)
     except RuntimeError as exc:

@@ -8,20 +8,20 @@ compilation. Each output is complete on disk (atomic write) before the next star
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fer_edge.classifier import ClassifierOptions
-from fer_edge.convert.card import card_for, write_card
+from fer_edge.atomic import check_output_folder
+from fer_edge.card import card_path, gzip_size, read_card
+from fer_edge.classifier import ClassifierOptions, FaceClassifier
+from fer_edge.convert.card import card_for
 from fer_edge.convert.dataset import load_for_model
 from fer_edge.convert.edgetpu import HOW_TO, compile_for_edgetpu, find_compiler
-from fer_edge.convert.evaluate import Evaluation, evaluate_tflite
-from fer_edge.convert.export import gzip_size, representative_inputs, to_tflite, write_tflite
-from fer_edge.convert.finetune import fine_tune
+from fer_edge.convert.export import representative_inputs, to_tflite, write_tflite
+from fer_edge.convert.finetune import TuneData, fine_tune
 from fer_edge.convert.options import ConvertOptions
 from fer_edge.convert.prune import prune as prune_model
 from fer_edge.convert.prune import pruned_kernel_sparsity
@@ -32,8 +32,11 @@ from fer_edge.convert.sparsity import kernel_sparsity
 from fer_edge.convert.tflite_info import inspect_tflite
 from fer_edge.data import Dataset
 from fer_edge.errors import FerEdgeError
-from fer_edge.modelmeta import ModelMeta, read_meta, sidecar_path
+from fer_edge.evaluate import Evaluation, eval_set_of, evaluate
+from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.runtime import Runtime, load_runtime
+from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.distribute import Distribution, make_distribution
 
 Log = Callable[[str], None]
 INT8_METHODS = frozenset({"ptq-int8", "qat-int8", "pqat-int8"})
@@ -60,7 +63,7 @@ class _Exporter:
         self.options = options
         self.source = source
         self.dataset = dataset
-        self.val = dataset.split("val")
+        self.val = eval_set_of(dataset.split("val"), dataset.classes)
         self.name = name
         self.out = out
         self.runtime = runtime
@@ -102,14 +105,13 @@ class _Exporter:
             },
         )
         path = write_tflite(self.out / f"{self.name}_{tag}.tflite", flatbuffer, meta)
-        evaluation = evaluate_tflite(
-            path, self.val, ClassifierOptions(self.options.threads, self.runtime.name)
-        )
+        options = ClassifierOptions(self.options.threads, self.runtime.name)
+        evaluation = evaluate(FaceClassifier(path, options, self.runtime), self.val)
         if self.reference is None:
             self.reference = evaluation
         model = ExportedModel(
             path=path,
-            card=sidecar_path(path),
+            card=card_path(path),
             method=method,
             float_model=self.float_name,
             size_bytes=path.stat().st_size,
@@ -129,11 +131,11 @@ class _Exporter:
             model,
             meta,
             source=self.source.path,
-            val_images=len(self.val),
+            val_images=len(self.val.labels),
             val_carved=self.dataset.val_carved,
             runtime=self.runtime.describe(),
         )
-        write_card(model.card, card)
+        card.write(model.card)
         self.models.append(model)
         self.log(
             f"wrote {path.name}: {model.size_bytes / 1024:.1f} KB, val accuracy "
@@ -176,12 +178,20 @@ def convert(
     started = time.perf_counter()
     log = log or (lambda _line: None)
     options.validate()
+    distribution = make_distribution(options.strategy)
+    _, keras = tf_and_keras()
+    if keras.mixed_precision.global_policy().name != "float32":
+        raise FerEdgeError(
+            f"the Keras global dtype policy is {keras.mixed_precision.global_policy().name}: "
+            "pruning and quantisation-aware training run in float32 only; reset it to float32"
+        )
     source = load_source(options.model, options.classes)
     if options.int8:
         check_quantisable(source.model, source.path)
     runtime = load_runtime(options.runtime)
     name = options.name or source.default_name
     out = Path(options.out) if options.out is not None else Path("models") / name
+    check_output_folder(out, "--out")
     if dataset is None:
         dataset = load_for_model(
             options.data,
@@ -216,7 +226,7 @@ def convert(
         flatbuffer = to_tflite(source.model, method, calibration)
         exporter.export(flatbuffer, f"ptq_{method}", f"ptq-{method}", step)
 
-    _prune_and_quantise(options, source, dataset, exporter, log)
+    _prune_and_quantise(options, source, dataset, exporter, log, distribution)
 
     report = ConvertReport(
         source=source.path,
@@ -237,9 +247,13 @@ def _prune_and_quantise(
     dataset: Dataset,
     exporter: _Exporter,
     log: Log,
+    distribution: Distribution,
 ) -> None:
-    train, val = dataset.split("train"), dataset.split("val")
-    spec, classes = source.meta.input, len(source.meta.labels)
+    # Wrapping for pruning, QAT annotation, compile and fit all happen in the strategy scope.
+    scope = distribution.strategy.scope
+    data = TuneData(
+        dataset.split("train"), dataset.split("val"), source.meta.input, len(source.meta.labels)
+    )
     tune = options.fine_tune
     model, target = source.model, options.prune
     step = time.perf_counter()
@@ -247,9 +261,8 @@ def _prune_and_quantise(
     if target is not None:
         tag = percent_tag(target)
         log(f"pruning to {100 * target:.0f}% sparsity over {tune.epochs} fine-tuning epochs")
-        model, tuned = prune_model(
-            source.model, target, train, val, spec, classes, tune, seed=options.seed
-        )
+        with scope():
+            model, tuned = prune_model(source.model, target, data, tune, seed=options.seed)
         log(
             f"pruned conv/dense kernels: {100 * pruned_kernel_sparsity(model):.1f}% zeros; "
             f"Keras val accuracy {100 * tuned.val_accuracy:.1f}%"
@@ -270,10 +283,11 @@ def _prune_and_quantise(
         f"{'pruning-preserving ' if preserve else ''}quantisation-aware training: "
         f"{tune.epochs} epochs at lr {tune.lr:g}"
     )
-    qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
-    tuned = fine_tune(qat, train, val, spec, classes, tune, seed=options.seed)
+    with scope():
+        qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
+        tuned = fine_tune(qat, data, tune, seed=options.seed)
     log(f"QAT Keras val accuracy {100 * tuned.val_accuracy:.1f}% (fake-quantised, before export)")
-    if preserve:
+    if preserve and target is not None:
         tag, method = f"pqat{percent_tag(target)}_int8", "pqat-int8"
     else:
         tag, method = "qat_int8", "qat-int8"
@@ -302,13 +316,15 @@ def _edgetpu(report: ConvertReport, log: Log) -> None:
 
 def _edgetpu_card(model: ExportedModel, compiled: Path, result: EdgeTpuResult) -> None:
     # The compiled model cannot run on a CPU, so its accuracies are those of its source.
-    card = json.loads(model.card.read_text())
-    card.update(
-        meta=read_meta(compiled).to_dict(),
-        size_bytes=compiled.stat().st_size,
-        gzip_bytes=gzip_size(compiled),
+    card = read_card(model.path)
+    if card is None:
+        raise FerEdgeError(f"{model.card}: the card written for {model.path.name} is unreadable")
+    card.meta = read_meta(compiled)
+    card.size_bytes = compiled.stat().st_size
+    card.gzip_bytes = gzip_size(compiled)
+    card.extra.update(
         compiled_from=model.path.name,
         accuracy_measured_on=model.path.name,
         edgetpu_log=result.log.name if result.log else None,
     )
-    write_card(sidecar_path(compiled), card)
+    card.write(card_path(compiled))

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, first_line
 from fer_edge.labels import resolve_classes
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.preprocess import InputSpec
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.precision import to_float32
 
 
 @dataclass
@@ -37,11 +38,6 @@ class SourceModel:
             if cleaned:
                 return cleaned
         return "model"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def load_source(path: str | os.PathLike[str], classes: str | None = None) -> SourceModel:
@@ -70,7 +66,7 @@ def load_source(path: str | os.PathLike[str], classes: str | None = None) -> Sou
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # load_model raises anything from OSError to TypeError
-        raise FerEdgeError(f"{path}: not a Keras model ({_first_line(exc)})") from None
+        raise FerEdgeError(f"{path}: not a Keras model ({first_line(exc)})") from None
     if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
         raise FerEdgeError(
             f"{path}: a subclassed Keras model cannot be pruned or quantised; save a "
@@ -78,6 +74,9 @@ def load_source(path: str | os.PathLike[str], classes: str | None = None) -> Sou
         )
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise FerEdgeError(f"{path}: expected a model with one input and one output")
+    # A mixed-precision checkpoint (checkpoints/*.keras of a --precision mixed run): TFLite and
+    # tfmot need float32 layers; the weights are float32 already.
+    model = to_float32(model)
     meta = _meta_for(path, model, classes)
     return SourceModel(path, model, meta)
 

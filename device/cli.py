@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from fer_edge.atomic import write_json
+from fer_edge.atomic import check_output_file, write_json
+from fer_edge.classifier import TTA_CHOICES
+from fer_edge.clitypes import FiniteFloat
+from fer_edge.device.batch import expand_sources, run_batch
 from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink
-from fer_edge.errors import FerEdgeError
+from fer_edge.device.sources import MAX_FRAME_SIDE
+from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.runtime import RUNTIME_CHOICES
 
 
@@ -26,8 +31,8 @@ def parse_size(
         width, height = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"expected WxH such as 640x480, got {value!r}") from None
-    if width < 1 or height < 1:
-        raise click.BadParameter(f"expected a positive WxH, got {value!r}")
+    if not (1 <= width <= MAX_FRAME_SIDE and 1 <= height <= MAX_FRAME_SIDE):
+        raise click.BadParameter(f"each side must be 1-{MAX_FRAME_SIDE} px, got {value!r}")
     return width, height
 
 
@@ -51,9 +56,12 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--source",
     "-s",
-    default="0",
+    "sources",
+    multiple=True,
+    default=["0"],
     show_default=True,
-    help="picamera, a camera index or /dev/videoN, a video, an image, a folder or a 'glob*'.",
+    help="picamera, a camera index or /dev/videoN, a video, an image, a folder or a 'glob*'. "
+    "Repeat it, or give a glob of videos, to run several files (see --out-dir).",
 )
 @click.option("--detector", type=click.Choice(DETECTORS), default="yunet", show_default=True)
 @click.option(
@@ -79,16 +87,30 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run the model on a Coral.")
 @click.option(
+    "--tta",
+    type=click.Choice(TTA_CHOICES),
+    help="Test-time augmentation: flip also classifies the mirrored face (2 invokes per face) "
+    "[default: the model card's choice].",
+)
+@click.option(
     "--size",
     callback=parse_size,
     metavar="WxH",
     help="Camera capture size; frames from files are scaled to it.",
 )
-@click.option("--max-fps", type=float, help="Process at most this many frames per second.")
+@click.option("--max-fps", type=FiniteFloat(), help="Process at most this many frames per second.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Files: classify every Nth frame (the others are skipped fast); t stays source time.",
+)
+@click.option(
     "--margin",
-    type=float,
+    type=FiniteFloat(),
     help="Box-crop margin per side, as a fraction of the face box (negative: inside it) "
     "[default: haar 0.02, yunet -0.075].",
 )
@@ -96,6 +118,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--smooth",
     "smooth_alpha",
+    type=FiniteFloat(),
     default=0.5,
     show_default=True,
     help="Weight of the newest frame in the per-face moving average.",
@@ -104,6 +127,25 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--jsonl", metavar="PATH|-", help="One JSON line per frame; '-' for stdout.")
 @click.option(
     "--save", type=click.Path(path_type=Path, dir_okay=False), help="Annotated video (.mp4/.avi)."
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="One row per face per frame (source, frame, t, id, box, label, score, a column per "
+    "class), for pandas.read_csv.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write an HTML report (per-face timelines, share of time per expression) at the end.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    help="One set of outputs per source here: NAME.jsonl, NAME.csv, NAME.html (report) and "
+    "NAME.summary.json; a source that cannot be read is reported and skipped.",
 )
 @click.option("--display", is_flag=True, help="Show a window (needs a screen); q quits.")
 @click.option(
@@ -121,7 +163,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 def run_cmd(
     model: Path | None,
-    source: str,
+    sources: tuple[str, ...],
     detector: str,
     detector_model: Path | None,
     detect_width: int | None,
@@ -129,15 +171,20 @@ def run_cmd(
     threads: int | None,
     runtime: str,
     delegate: str | None,
+    tta: str | None,
     size: tuple[int, int] | None,
     max_fps: float | None,
     max_frames: int | None,
+    every: int,
     margin: float | None,
     min_face: int,
     smooth_alpha: float,
     no_smooth: bool,
     jsonl: str | None,
     save: Path | None,
+    csv_path: Path | None,
+    report_path: Path | None,
+    out_dir: Path | None,
     display: bool,
     serve: str | None,
     summary_path: Path | None,
@@ -145,7 +192,8 @@ def run_cmd(
     """Detect faces in frames and classify their expressions.
 
     Prints fps and per-stage timings (capture, detect, classify, output) to stderr at the end;
-    Ctrl-C stops cleanly and still writes every output.
+    Ctrl-C or SIGTERM stops cleanly, writes every output and exits 130 or 143. A source with no
+    readable frame at all exits 1.
 
     \b
     Examples:
@@ -154,10 +202,15 @@ def run_cmd(
       fer-edge run -m edge_int8.tflite --source 0 --size 640x480 --jsonl -
       fer-edge run -m edge_int8.tflite --source clip.mp4 --save out.mp4 --jsonl out.jsonl
       fer-edge run -m edge_int8.tflite -s 'photos/*.jpg' --detector haar
+      fer-edge run -s clip.mp4 --every 3 --csv faces.csv --report report.html
+      fer-edge run -s 'videos/*.mp4' --out-dir results
     """
+    if summary_path is not None:
+        check_output_file(summary_path, "--summary")
+    batch = expand_sources(sources)
     options = RunOptions(
         model=model,
-        source=source,
+        source=batch[0],
         detector=detector,
         detector_model=detector_model,
         detect_width=detect_width,
@@ -165,19 +218,64 @@ def run_cmd(
         threads=threads,
         runtime=runtime,
         delegate=delegate,
+        tta=tta,
         size=size,
         max_fps=max_fps,
         max_frames=max_frames,
+        every=every,
         margin=margin,
         min_face=min_face,
         smoothing=None if no_smooth else smooth_alpha,
         jsonl=jsonl,
         save=save,
+        csv=csv_path,
+        report=report_path,
         display=display,
         serve=serve,
         sinks=[StatusSink()] if sys.stderr.isatty() else [],
     )
+    if len(batch) > 1 or out_dir is not None:
+        _run_batch(options, batch, out_dir, summary_path)
+        return
     summary = run(options)
     click.echo(summary.format(), err=True)
     if summary_path is not None:
         write_json(summary_path, summary.to_dict())
+    if summary.interrupted:
+        raise Interrupted(summary.stop_signal or signal.SIGINT)
+    if not summary.frames:
+        raise FerEdgeError(
+            f"--source: nothing readable in {summary.source} ({summary.skipped} skipped)"
+        )
+
+
+def _run_batch(
+    options: RunOptions, sources: list[str], out_dir: Path | None, summary_path: Path | None
+) -> None:
+    """Run several sources, one set of outputs each in ``out_dir``."""
+    single = {
+        "--jsonl": options.jsonl,
+        "--save": options.save,
+        "--csv": options.csv,
+        "--report": options.report,
+        "--summary": summary_path,
+        "--serve": options.serve,
+    }
+    for flag, value in single.items():
+        if value is not None:
+            raise FerEdgeError(
+                f"{flag}: names one output, not one per source; with several sources or "
+                "--out-dir each source gets NAME.jsonl, NAME.csv, NAME.html and "
+                "NAME.summary.json in --out-dir"
+            )
+    if out_dir is None:
+        raise FerEdgeError(f"--out-dir: {len(sources)} sources need a folder for their outputs")
+    options.validate()  # once, before the first source
+    batch = run_batch(options, sources, out_dir, progress=sys.stderr.isatty())
+    click.echo(batch.format(), err=True)
+    stopped = [i.summary for i in batch.items if i.summary is not None and i.summary.interrupted]
+    if stopped:
+        # Like a single run: a stopped batch exits 130 (Ctrl-C) or 143 (SIGTERM).
+        raise Interrupted(stopped[0].stop_signal or signal.SIGINT)
+    if not batch.done:
+        raise FerEdgeError(f"--source: none of the {len(sources)} sources could be read")

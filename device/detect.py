@@ -203,7 +203,8 @@ class HaarDetector:
             minSize=(self.min_face, self.min_face),
         )
         height, width = frame.shape[:2]
-        return _largest_first([Box(*map(int, r)).clipped(width, height) for r in rects])
+        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in rects]
+        return _largest_first([box.clipped(width, height) for box in boxes])
 
 
 class YuNetDetector:
@@ -251,6 +252,8 @@ class YuNetDetector:
         boxes = []
         # Rows are x, y, w, h, five landmark (x, y) pairs, score.
         for row in faces:
+            if not np.isfinite(row).all():  # seen on degenerate inputs, e.g. 960x7 px
+                continue
             points = tuple((float(row[i]), float(row[i + 1])) for i in range(4, 14, 2))
             box = Box(
                 int(round(row[0])),

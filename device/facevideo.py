@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import atomic_path, write_json
+from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.device.detect import Box
-from fer_edge.device.sources import IMAGE_SUFFIXES
 from fer_edge.errors import FerEdgeError
 
 
@@ -160,7 +160,7 @@ def write_video(
     ``.avi`` files use MJPG, anything else ``mp4v``.
     """
     path = Path(path)
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    fourcc = cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     truth: list[tuple[Box, ...]] = []
     with atomic_path(path) as tmp:
         writer = None

@@ -114,7 +114,7 @@ class LiveFeed:
         """Start the encoder thread (it sleeps until someone watches).
 
         Args:
-            timings: the loop's per-stage samples in seconds (lists that only grow, such as
+            timings: the loop's per-stage samples in seconds (bounded deques, such as
                 :attr:`fer_edge.device.pipeline.FacePipeline.samples`); read on the loop thread.
             stages: the stage names to report, in order.
             run_info: fixed facts shown on the page (model, detector, runtime, source).
@@ -123,7 +123,9 @@ class LiveFeed:
         # Not ``timings or {}``: the loop's samples start as an empty (falsy) dict that fills later.
         self._timings = timings if timings is not None else {}
         self._stages = tuple(stages)
-        self._recent = {name: deque(maxlen=WINDOW) for name in self._stages}
+        self._recent: dict[str, deque[float]] = {
+            name: deque(maxlen=WINDOW) for name in self._stages
+        }
         self._run_info = dict(run_info or {})
         self._params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
         self._lock = threading.Lock()
@@ -191,12 +193,25 @@ class LiveFeed:
         return self._closed
 
     @contextlib.contextmanager
-    def watch(self) -> Iterator[None]:
-        """Count the caller as a viewer for the duration of the block (encoding runs meanwhile)."""
+    def watch(self, limit: int | None = None) -> Iterator[bool]:
+        """Count the caller as a viewer for the duration of the block (encoding runs meanwhile).
+
+        Args:
+            limit: admit the caller only while fewer than this many are watching.
+
+        Yields:
+            Whether the caller was admitted (and counted). The check and the count are one
+            step under the lock, so concurrent callers can never exceed ``limit``.
+        """
         with self._lock:
-            self._watchers += 1
+            admitted = limit is None or self._watchers < limit
+            if admitted:
+                self._watchers += 1
+        if not admitted:
+            yield False
+            return
         try:
-            yield
+            yield True
         finally:
             with self._lock:
                 self._watchers -= 1
@@ -263,7 +278,7 @@ class LiveFeed:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Return ``(healthy, body)``: unhealthy once no frame arrived for :data:`STALL_SECONDS`."""
         metrics = self.metrics()
-        age = metrics.last_frame_age_s if metrics.frames else metrics.uptime_s
+        age = metrics.uptime_s if metrics.last_frame_age_s is None else metrics.last_frame_age_s
         if self._closed:
             status = "stopped"
         elif age > STALL_SECONDS:
@@ -289,6 +304,8 @@ class LiveFeed:
                 seq, index, image, faces = latest.seq, latest.index, latest.image, latest.faces
             # Drawing and encoding run outside the lock (OpenCV releases the GIL), so the loop
             # keeps publishing; whatever it published meanwhile is skipped, not queued.
+            if image is None:  # only when closed, which returned above
+                continue
             ok, buffer = cv2.imencode(".jpg", draw_faces(image, faces), self._params)
             done = seq
             if not ok:

@@ -1,7 +1,8 @@
 """One frame's work: detect faces, crop (aligned or box), classify, smooth, give ids.
 
-Kept apart from the loop in :mod:`fer_edge.device.runner` so the benchmark can time the same
-steps on frames it already holds.
+Kept apart from the loop in :mod:`fer_edge.device.runner`: the loop owns sources, sinks,
+signals and pacing; this owns one frame's work, so it can be driven by anything that holds
+frames.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ captures, detects, classifies and writes.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
+from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.detect import (
     CROPS,
     DEFAULT_CROP,
@@ -31,12 +34,20 @@ from fer_edge.device.detect import (
     make_detector,
 )
 from fer_edge.device.pipeline import FacePipeline
+from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import FrameSource, ImageSource, open_source
+from fer_edge.device.sources import (
+    MAX_FRAME_SIDE,
+    FrameSource,
+    ImageSource,
+    VideoSource,
+    open_source,
+)
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
+from fer_edge.runtime import check_threads
 
 #: The bundled model, once one ships as package data of ``fer_edge.models``.
 DEFAULT_MODEL = "default_int8.tflite"
@@ -55,14 +66,14 @@ def default_model_path() -> Path:
     """Return the bundled model shipped in ``fer_edge/models/``.
 
     Raises:
-        FerEdgeError: no model is bundled yet, so ``--model`` must be given.
+        FerEdgeError: the package's model files are missing (a broken install).
     """
     candidate = resources.files("fer_edge.models").joinpath(DEFAULT_MODEL)
     if candidate.is_file():
         return Path(str(candidate))
     raise FerEdgeError(
-        "--model is required until a bundled model ships: pass a .tflite made by "
-        "'fer-edge convert', e.g. --model models/edge_int8.tflite"
+        f"--model: the bundled {DEFAULT_MODEL} is missing from this install; reinstall fer-edge "
+        "or pass a .tflite made by 'fer-edge convert', e.g. --model models/edge_int8.tflite"
     )
 
 
@@ -83,15 +94,20 @@ class RunOptions:
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
+        tta: test-time augmentation (``none`` or ``flip``); ``None``: the model card's choice.
         size: ``(width, height)`` capture size for cameras; frames from files are scaled to it.
         max_fps: pace the loop to at most this many frames per second.
         max_frames: stop after this many frames.
+        every: files only: classify every Nth frame (or image); the others are skipped fast
+            and ``t`` stays the source's time.
         margin: box-crop margin as a fraction of the face box (``None``: the detector's default).
         min_face: smallest face side in pixels.
         smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off (faces
             still get stable ids).
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
+        csv: one row per face per frame (:mod:`fer_edge.device.csvsink`).
+        report: an HTML report of the run (:mod:`fer_edge.device.report`), written at the end.
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
@@ -108,40 +124,63 @@ class RunOptions:
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
+    tta: str | None = None
     size: tuple[int, int] | None = None
     max_fps: float | None = None
     max_frames: int | None = None
+    every: int = 1
     margin: float | None = None
     min_face: int = 40
     smoothing: float | None = 0.5
     jsonl: str | None = None
     save: Path | None = None
+    csv: Path | None = None
+    report: Path | None = None
     display: bool = False
     serve: str | None = None
     sinks: list[Sink] = field(default_factory=list)
 
     def validate(self) -> None:
-        """Check value ranges, naming the flag at fault.
+        """Check value ranges and output paths, naming the flag at fault.
+
+        Runs before anything loads, so a bad value or an unwritable output costs no run.
 
         Raises:
-            FerEdgeError: a value out of range.
+            FerEdgeError: a value out of range, or an output path that cannot be written.
         """
-        if self.threads is not None and self.threads < 1:
-            raise FerEdgeError(f"--threads: must be at least 1, got {self.threads}")
+        check_threads(self.threads)
+        for flag, value in (
+            ("--max-fps", self.max_fps),
+            ("--margin", self.margin),
+            ("--smooth", self.smoothing),
+        ):
+            if value is not None and not math.isfinite(value):
+                raise FerEdgeError(f"{flag}: must be a finite number, got {value}")
         if self.max_fps is not None and self.max_fps <= 0:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
+        if self.every < 1:
+            raise FerEdgeError(f"--every: must be at least 1, got {self.every}")
         if self.margin is not None and not -0.25 <= self.margin <= 1.0:
             raise FerEdgeError(f"--margin: must be between -0.25 and 1, got {self.margin}")
         if self.crop is not None and self.crop not in CROPS:
             raise FerEdgeError(f"--crop: choose from {', '.join(CROPS)}, got {self.crop!r}")
         if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
             raise FerEdgeError(f"--smooth: must be in (0, 1], got {self.smoothing}")
-        if self.size is not None and min(self.size) < 1:
-            raise FerEdgeError(f"--size: must be positive, got {self.size[0]}x{self.size[1]}")
+        if self.size is not None and not 1 <= min(self.size) <= max(self.size) <= MAX_FRAME_SIDE:
+            size = f"{self.size[0]}x{self.size[1]}"
+            raise FerEdgeError(f"--size: each side must be 1-{MAX_FRAME_SIDE} px, got {size}")
         if self.serve is not None:
             parse_address(self.serve)
+        if self.jsonl is not None and self.jsonl != "-":
+            check_output_file(self.jsonl, "--jsonl")
+        if self.save is not None:
+            check_output_file(self.save, "--save")
+        if self.csv is not None:
+            check_output_file(self.csv, "--csv")
+        if self.report is not None:
+            check_output_file(self.report, "--report")
 
 
 @dataclass(frozen=True)
@@ -199,6 +238,8 @@ class RunSummary:
         runtime: the interpreter runtime and version.
         threads: the requested interpreter threads (``None``: runtime default).
         crop: how faces were cut out: ``align``, or ``box``/``both`` with the margin.
+        damaged: frames used although their decoder reported damage.
+        stop_signal: the signal that interrupted the run (``None``: not interrupted by one).
     """
 
     frames: int
@@ -218,6 +259,8 @@ class RunSummary:
     runtime: str
     threads: int | None
     crop: str = ""
+    damaged: int = 0
+    stop_signal: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -236,7 +279,9 @@ class RunSummary:
         threads = "default" if self.threads is None else str(self.threads)
         lines = [
             f"{self.frames} frames from {self.source} in {self.seconds:.2f} s: {self.fps:.1f} fps"
-            f" ({self.stop_reason}; {self.skipped} skipped, startup {self.startup_seconds:.2f} s)",
+            f" ({self.stop_reason}; {self.skipped} skipped"
+            + (f", {self.damaged} damaged" if self.damaged else "")
+            + f", startup {self.startup_seconds:.2f} s)",
             f"faces: {self.faces} in {self.frames_with_faces} frames"
             + (f" ({100.0 * self.frames_with_faces / self.frames:.0f}%)" if self.frames else ""),
             f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
@@ -255,12 +300,22 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def frame_source_name(source: FrameSource, spec: str) -> Callable[[int], str]:
+    """Return the name of the file (or device) each frame index of ``source`` comes from."""
+    if isinstance(source, ImageSource):
+        paths = [str(p) for p in source.paths]
+        return lambda index: paths[index]
+    name = str(Path(spec.strip()).expanduser()) if isinstance(source, VideoSource) else spec
+    return lambda index: name
+
+
 def _build_sinks(
     options: RunOptions,
     source: FrameSource,
     stack: contextlib.ExitStack,
-    timings: dict[str, Sequence[float]] | None = None,
+    timings: Mapping[str, Sequence[float]] | None = None,
     run_info: dict[str, str] | None = None,
+    labels: Sequence[str] = (),
 ) -> list[Sink]:
     sinks: list[Sink] = []
 
@@ -268,14 +323,24 @@ def _build_sinks(
         stack.callback(sink.close)
         sinks.append(sink)
 
-    if options.jsonl is not None:
-        # Image folders and globs: every line names its file, to join results back to photos.
-        files = [str(p) for p in source.paths] if isinstance(source, ImageSource) else None
-        add(JsonlSink(options.jsonl, files))
+    # The video first: a writer that cannot open fails on the first frame before any other
+    # sink has it, so no output holds a frame the video lacks.
     if options.save is not None:
         # Still images get a couple per second, slow enough to look at.
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
         add(VideoSink(options.save, fps, follow_time=source.timed))
+    if options.jsonl is not None:
+        # Image folders and globs: every line names its file, to join results back to photos.
+        image_files = isinstance(source, ImageSource)
+        add(
+            JsonlSink(
+                options.jsonl, frame_source_name(source, options.source) if image_files else None
+            )
+        )
+    if options.csv is not None:
+        add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
+    if options.report is not None:
+        add(ReportSink(source.description))
     if options.display:
         add(DisplaySink())
     if options.serve is not None:
@@ -307,6 +372,7 @@ class _StopRequest:
     """Set by the first SIGINT/SIGTERM; the loop stops before the next frame."""
 
     requested = False
+    signum: int = signal.SIGINT
 
 
 @contextlib.contextmanager
@@ -325,6 +391,7 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True
+        stop.signum = signum
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -364,7 +431,8 @@ def run(options: RunOptions) -> RunSummary:
     started = time.perf_counter()
     model_path = Path(options.model) if options.model is not None else default_model_path()
     classifier = FaceClassifier(
-        model_path, ClassifierOptions(options.threads, options.runtime, options.delegate)
+        model_path,
+        ClassifierOptions(options.threads, options.runtime, options.delegate, options.tta),
     )
     detector = make_detector(
         options.detector,
@@ -379,17 +447,19 @@ def run(options: RunOptions) -> RunSummary:
     samples = pipeline.samples
     tally = _Tally()
     stop_reason = "end of source"
+    stop = _StopRequest()  # replaced by the signal handlers' own once the loop starts
     period = 1.0 / options.max_fps if options.max_fps else 0.0
 
     with contextlib.ExitStack() as stack:
-        source = open_source(options.source, options.size, options.max_fps)
+        source = open_source(options.source, options.size, options.max_fps, options.every)
         stack.callback(source.close)
         run_info = {
             "model": model_path.name,
             "detector": detector.name,
             "runtime": classifier.runtime.describe(),
         }
-        sinks = _build_sinks(options, source, stack, samples, run_info)
+        sinks = _build_sinks(options, source, stack, samples, run_info, classifier.labels)
+        report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
         startup = time.perf_counter() - started
         loop_start = next_due = time.perf_counter()
         iterator = source.frames()
@@ -424,9 +494,10 @@ def run(options: RunOptions) -> RunSummary:
             stop_reason = str(reason) or "stopped"
         seconds = time.perf_counter() - loop_start
         skipped = source.skipped
+        damaged = source.damaged
         description = source.description
 
-    return RunSummary(
+    summary = RunSummary(
         frames=tally.frames,
         faces=tally.faces,
         frames_with_faces=tally.frames_with_faces,
@@ -444,4 +515,9 @@ def run(options: RunOptions) -> RunSummary:
         runtime=classifier.runtime.describe(),
         threads=options.threads,
         crop=crop.describe(),
+        damaged=damaged,
+        stop_signal=stop.signum if stop_reason == "interrupted" else None,
     )
+    if report is not None and options.report is not None and summary.frames:
+        write_report([report.builder.build(summary.to_dict())], options.report)
+    return summary

@@ -9,12 +9,15 @@ but a dropped frame.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
 import json
 import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -34,6 +37,17 @@ PAGE = "live.html"
 MAX_VIEWERS = 8
 #: A client that accepts no data for this long is dropped.
 CLIENT_TIMEOUT = 10.0
+#: The whole request (line and headers) must arrive within this many seconds, however it is
+#: spread out: a per-read timeout alone restarts on every byte a slow client sends.
+REQUEST_DEADLINE = 10.0
+#: Connections served at once (viewers included); past it a client gets a 503 and no thread.
+MAX_CONNECTIONS = 32
+#: Pending connections the kernel queues before accept() (socketserver's default is 5).
+LISTEN_BACKLOG = 64
+BUSY_RESPONSE = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
 #: How often a waiting stream checks whether the run has ended.
 WAIT_SLICE = 0.5
 #: How long ``/snapshot.jpg`` waits for a fresh frame before answering 503.
@@ -98,11 +112,13 @@ def _is_ipv6(host: str) -> bool:
 
 
 class _Server(ThreadingHTTPServer):
-    """One thread per client; client threads never keep the process alive."""
+    """One thread per client, at most ``slots`` at once; threads never keep the process alive."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
     feed: LiveFeed
     page: bytes
+    slots: threading.BoundedSemaphore
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup of the host, which can stall at boot."""
@@ -117,9 +133,58 @@ class _Server(ThreadingHTTPServer):
             return
         print(f"live view: error serving {client_address[0]}: {error!r}", file=sys.stderr)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a handler thread if a slot is free; otherwise answer 503 without one."""
+        if not self.slots.acquire(blocking=False):
+            self._turn_away(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection in its thread, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _turn_away(self, request: socket.socket) -> None:
+        # Never block the accepting thread on a client: what does not fit the socket buffer
+        # at once is dropped. Reading what the client sent first avoids a reset on close.
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                request.recv(65536)
+            request.send(BUSY_RESPONSE)
+        self.shutdown_request(request)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads that share one deadline, each also bounded by the per-read timeout."""
+
+    def __init__(self, sock: socket.socket, deadline: float, per_read: float):
+        self._sock, self._deadline, self._per_read = sock, deadline, per_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request deadline passed")
+        self._sock.settimeout(min(left, self._per_read))
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            # Writes share the socket's timeout: give them the full per-send allowance back.
+            self._sock.settimeout(self._per_read)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -127,6 +192,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     timeout = CLIENT_TIMEOUT
+
+    def setup(self) -> None:
+        """Read the request through a reader with a total :data:`REQUEST_DEADLINE`."""
+        super().setup()
+        self.rfile.close()
+        deadline = time.monotonic() + REQUEST_DEADLINE
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline, self.timeout))
 
     def version_string(self) -> str:
         """Name the server without the Python version."""
@@ -191,17 +263,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def stream(self) -> None:
         feed = self.server.feed
-        if feed.viewers >= MAX_VIEWERS:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
-            return
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        seq = 0
-        with feed.watch():
+        with feed.watch(MAX_VIEWERS) as admitted:
+            if not admitted:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
+                return
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            seq = 0
             while not feed.closed:
                 frame = feed.next_jpeg(seq, WAIT_SLICE)
                 if frame is None:
@@ -266,6 +338,7 @@ class LiveServer:
         self.feed = LiveFeed(timings, stages, run_info)
         self._server.feed = self.feed
         self._server.page = page
+        self._server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         host, port = self._server.server_address[:2]
         self.address = ServeAddress(str(host), int(port))
         self._thread = threading.Thread(

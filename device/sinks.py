@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -23,10 +24,17 @@ import numpy as np
 
 from fer_edge.atomic import atomic_path
 from fer_edge.device.detect import Box
+from fer_edge.device.sources import quiet_stderr
 from fer_edge.errors import FerEdgeError
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}
+#: Frame rates a video is stored at. FFmpeg refuses rates without a usable time base (0.001
+#: fps; over 65535 for MPEG-4), OpenCV's fallback MJPEG writer anything under 1 fps, and an
+#: infinite rate hangs FFmpeg's writer for good; finite rates are clamped into this range.
+MIN_VIDEO_FPS, MAX_VIDEO_FPS = 1.0, 240.0
+#: MPEG-4 (mp4v) frames are at most this many pixels a side.
+MPEG4_MAX_SIDE = 8191
 
 #: BGR box colours per FER2013 class; other labels get :data:`DEFAULT_COLOR`.
 LABEL_COLORS: dict[str, tuple[int, int, int]] = {
@@ -160,14 +168,17 @@ def jsonl_record(
 class JsonlSink:
     """One JSON object per frame, flushed line by line, to a file or to stdout (``-``)."""
 
-    def __init__(self, target: str | os.PathLike[str], sources: Sequence[str] | None = None):
+    def __init__(
+        self, target: str | os.PathLike[str], source_of: Callable[[int], str] | None = None
+    ):
         """Open the output; a file is written beside the target and renamed on close.
 
         Args:
             target: a path, or ``-`` for stdout.
-            sources: for image sources, the file of each frame index (its ``"source"``).
+            source_of: the file of each frame index, written as its ``"source"`` (image
+                folders and globs: to join results back to the photos).
         """
-        self._sources = list(sources) if sources is not None else None
+        self._source_of = source_of
         self._stack = contextlib.ExitStack()
         if str(target) == "-":
             self._stream: IO[str] = sys.stdout
@@ -179,17 +190,26 @@ class JsonlSink:
             except OSError as exc:
                 raise FerEdgeError(f"--jsonl: cannot write {self.path} ({exc.strerror})") from None
             self._stream = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
+        self.lines = 0
 
     def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
         """Write and flush one line."""
-        source = self._sources[frame_index] if self._sources is not None else None
+        source = self._source_of(frame_index) if self._source_of is not None else None
         self._stream.write(json.dumps(jsonl_record(frame_index, t, faces, source)) + "\n")
         self._stream.flush()
+        self.lines += 1
 
     def close(self) -> None:
-        """Close the file and move it into place (stdout is only flushed)."""
+        """Close the file and move it into place (stdout is only flushed).
+
+        With no lines, leave no file: a run that read nothing must not replace the results
+        of an earlier one with an empty file.
+        """
         if self.path is None:
             self._stream.flush()
+        if self.path is not None and not self.lines:
+            _discard(self._stack)
+            return
         self._stack.close()
 
 
@@ -207,7 +227,8 @@ class VideoSink:
                 frames that come faster than ``fps``; otherwise one output frame per frame.
 
         Raises:
-            FerEdgeError: an unsupported extension or an unwritable folder.
+            FerEdgeError: an unsupported extension, a frame rate that is not a positive finite
+                number, or an unwritable folder.
         """
         self.path = Path(path)
         suffix = self.path.suffix.lower()
@@ -215,10 +236,12 @@ class VideoSink:
             raise FerEdgeError(
                 f"--save: {self.path.name}: use one of {', '.join(sorted(VIDEO_CODECS))}"
             )
-        self.fps = float(fps)
+        if not (math.isfinite(fps) and fps > 0):
+            raise FerEdgeError(f"--save: the frame rate must be a positive number, got {fps}")
+        self.fps = min(max(float(fps), MIN_VIDEO_FPS), MAX_VIDEO_FPS)
         self.follow_time = follow_time
         self.frames = 0
-        self._fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix])
+        self._fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[suffix])
         self._stack = contextlib.ExitStack()
         try:
             self._tmp = self._stack.enter_context(atomic_path(self.path))
@@ -232,11 +255,8 @@ class VideoSink:
     def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
         """Draw the faces onto the frame and append it (see ``follow_time``)."""
         if self._writer is None:
-            self._size = (frame.shape[1], frame.shape[0])
+            self._open((frame.shape[1], frame.shape[0]))
             self._t0 = t
-            self._writer = cv2.VideoWriter(str(self._tmp), self._fourcc, self.fps, self._size)
-            if not self._writer.isOpened():
-                raise FerEdgeError(f"--save: OpenCV cannot write {self.path.suffix} video here")
         slot = round((t - self._t0) * self.fps) if self.follow_time else self.frames
         if slot < self.frames:
             return  # that output frame is already filled
@@ -251,18 +271,46 @@ class VideoSink:
         self._last = image
         self.frames = slot + 1
 
+    def _open(self, size: tuple[int, int]) -> None:
+        # FFmpeg explains a refusal on stderr in several lines; ours names the flag instead.
+        with quiet_stderr():
+            writer = cv2.VideoWriter(str(self._tmp), self._fourcc, self.fps, size)
+        if not writer.isOpened():
+            writer.release()
+            hint = ""
+            if VIDEO_CODECS[self.path.suffix.lower()] == "mp4v" and max(size) > MPEG4_MAX_SIDE:
+                hint = f" (MPEG-4 allows {MPEG4_MAX_SIDE} px a side: use .avi or --size)"
+            raise FerEdgeError(
+                f"--save: OpenCV cannot write a {size[0]}x{size[1]} {self.path.suffix} video{hint}"
+            )
+        self._writer, self._size = writer, size
+
     def close(self) -> None:
-        """Finish the file and move it into place; with no frames, leave no file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._stack.close()
+        """Finish the file and move it into place.
+
+        Only a writer that opened and took frames makes a file; otherwise the temporary file
+        goes and whatever was at ``path`` before stays as it was.
+        """
+        if self._writer is None or not self.frames:
+            if self._writer is not None:
+                self._writer.release()
+            _discard(self._stack)
             return
-        with contextlib.suppress(_NoFrames):
-            self._stack.__exit__(_NoFrames, _NoFrames(), None)
+        self._writer.release()
+        if self._tmp.stat().st_size == 0:  # the writer took the frames but wrote nothing
+            _discard(self._stack)
+            return
+        self._stack.close()
 
 
 class _NoFrames(Exception):
     """Aborts an output that received no frames (the temporary file is removed)."""
+
+
+def _discard(stack: contextlib.ExitStack) -> None:
+    """Close ``stack`` as if its block had failed: an :func:`atomic_path` in it is dropped."""
+    with contextlib.suppress(_NoFrames):
+        stack.__exit__(_NoFrames, _NoFrames(), None)
 
 
 class DisplaySink:

@@ -2,7 +2,9 @@
 
 Every source yields :class:`Frame` objects holding a BGR ``uint8`` image (OpenCV's order), so the
 detector and the sinks never care where a frame came from. A frame that fails to decode is
-skipped and counted in ``skipped``; a source that cannot be opened at all raises
+skipped and counted in ``skipped``; one that decodes with damage (libjpeg complained on
+stderr) is counted in ``damaged``, the complaint kept off the terminal (FFmpeg is kept quiet:
+it conceals damage itself). A source that cannot be opened at all raises
 :class:`~fer_edge.errors.FerEdgeError` naming ``--source``.
 """
 
@@ -11,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,9 +23,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.errors import FerEdgeError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
+#: Largest ``--size`` side: 8K (DCI 8192x4320) and a little room; beyond it a resized frame
+#: takes gigabytes and OpenCV fails deep inside ``cv2.resize``.
+MAX_FRAME_SIDE = 8192
 #: Reads that fail in a row before a video counts as ended (trailing failures are not skips).
 VIDEO_END_AFTER = 8
 #: Reads that fail in a row before a live camera counts as gone.
@@ -55,12 +61,14 @@ class FrameSource(Protocol):
         timed: frame times are real (a video's timestamps, a camera's clock), so a saved video
             can follow them; false for still images.
         skipped: frames that failed to decode so far.
+        damaged: frames that decoded while the decoder reported damage (they are used).
     """
 
     description: str
     fps: float | None
     timed: bool
     skipped: int
+    damaged: int
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames until the source ends."""
@@ -86,29 +94,80 @@ def _fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 @contextlib.contextmanager
+def quiet_stderr(into: int | None = None) -> Iterator[None]:
+    """Point file descriptor 2 at ``into`` (default ``/dev/null``) for the block.
+
+    Native libraries (libjpeg, FFmpeg, OpenCV) write to fd 2 directly, past ``sys.stderr``.
+    Whatever other threads print meanwhile goes the same way, so keep the block short.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (embedded interpreters): nothing to quiet
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY) if into is None else None
+    target = null if null is not None else into
+    assert target is not None  # one of the two is always set
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if null is not None:
+            os.close(null)
+
+
+class DecoderNoise:
+    """Runs decoder calls with their stderr complaints caught, and says who complained.
+
+    A damaged JPEG or video frame makes libjpeg or FFmpeg print to stderr, a line per
+    problem, burying our status line and summary; we count such frames instead.
+    """
+
+    def __init__(self) -> None:
+        self._scratch: Any = None
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, bool]:
+        """Return ``(fn(*args), whether it wrote anything to stderr)``."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryFile()  # noqa: SIM115 - kept until close()
+        fd = self._scratch.fileno()
+        with quiet_stderr(fd):
+            result = fn(*args)
+        noisy = os.lseek(fd, 0, os.SEEK_CUR) > 0
+        if noisy:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        return result, noisy
+
+    def close(self) -> None:
+        """Delete the scratch file."""
+        scratch, self._scratch = self._scratch, None
+        if scratch is not None:
+            scratch.close()
+
+
+@contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's and FFmpeg's own stderr chatter while opening a source.
 
     We report a failed open ourselves in one line; the library warnings would bury it.
     """
+    # FFmpeg's decoder threads report damaged video frames at any moment, not only inside
+    # our read() calls; OpenCV reads this variable when it first uses FFmpeg (-8: quiet).
+    # Damaged frames come out concealed, missing frames are counted as skipped.
+    if "OPENCV_FFMPEG_DEBUG" not in os.environ:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     # cv2.utils.logging is missing from OpenCV 4.11, the newest that a tflite-runtime install
     # gets (it needs numpy<2); the top-level functions do the same there. 2 is ERROR in both.
     logging = getattr(cv2.utils, "logging", cv2)
     previous = logging.getLogLevel()
     logging.setLogLevel(2)
     try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters)
-        saved = None
-    try:
-        if saved is not None:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-        yield
+        with quiet_stderr():
+            yield
     finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
         logging.setLogLevel(previous)
 
 
@@ -117,26 +176,43 @@ class ImageSource:
 
     timed = False
 
-    def __init__(self, paths: Sequence[Path], description: str, size: tuple[int, int] | None):
-        """Create a source over ``paths`` (already resolved and non-empty)."""
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        description: str,
+        size: tuple[int, int] | None,
+        every: int = 1,
+    ):
+        """Create a source over ``paths`` (already resolved and non-empty).
+
+        ``every`` > 1 yields only every ``every``-th file (its index stays its position in
+        ``paths``); the others are not read.
+        """
         self.paths = list(paths)
         self.description = description
         self.fps: float | None = None
         self.skipped = 0
+        self.damaged = 0
         self._size = size
+        self._noise = DecoderNoise()
+        self._every = every
 
     def frames(self) -> Iterator[Frame]:
         """Yield each decodable image once; count the others in ``skipped``."""
         start = time.perf_counter()
         for index, path in enumerate(self.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if index % self._every:
+                continue
+            image, noisy = self._noise.call(cv2.imread, str(path), cv2.IMREAD_COLOR)
             if image is None:
                 self.skipped += 1
                 continue
+            self.damaged += int(noisy)
             yield Frame(index, time.perf_counter() - start, _fit(image, self._size), path.name)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Delete the decoder-noise scratch file."""
+        self._noise.close()
 
 
 class VideoSource:
@@ -144,8 +220,11 @@ class VideoSource:
 
     timed = True
 
-    def __init__(self, path: Path, size: tuple[int, int] | None):
+    def __init__(self, path: Path, size: tuple[int, int] | None, every: int = 1):
         """Open ``path``.
+
+        ``every`` > 1 yields only every ``every``-th frame; the others are only grabbed (no
+        colour conversion, no copy), so frame indices and timestamps stay those of the file.
 
         Raises:
             FerEdgeError: the file cannot be opened as a video.
@@ -159,7 +238,10 @@ class VideoSource:
         self.fps = float(fps) if fps and fps > 0 else None
         self.description = f"video {path.name}"
         self.skipped = 0
+        self.damaged = 0
         self._size = size
+        self._noise = DecoderNoise()
+        self._every = every
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames with their timestamps in the file.
@@ -170,23 +252,32 @@ class VideoSource:
         index = 0
         pending = 0
         while True:
-            ok, image = self._cap.read()
-            if not ok or image is None:
+            wanted = index % self._every == 0
+            # read() is grab() + retrieve(); a frame --every does not want is only grabbed.
+            ok, noisy = self._noise.call(self._cap.grab)
+            image = None
+            if ok and wanted:
+                (_, image), noisy_retrieve = self._noise.call(self._cap.retrieve)
+                noisy = noisy or noisy_retrieve
+            if not ok or (wanted and image is None):
                 pending += 1
                 index += 1
                 if pending >= VIDEO_END_AFTER:
                     return
                 continue
             self.skipped += pending
+            self.damaged += int(noisy)
             pending = 0
-            msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-            t = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
-            yield Frame(index, t, _fit(_as_bgr(image), self._size))
+            if image is not None:  # a wanted frame (the others were only grabbed)
+                msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+                t = msec / 1000.0 if msec > 0 or index == 0 else index / (self.fps or 30.0)
+                yield Frame(index, t, _fit(_as_bgr(image), self._size))
             index += 1
 
     def close(self) -> None:
         """Release the file."""
         self._cap.release()
+        self._noise.close()
 
 
 class CameraSource:
@@ -218,7 +309,10 @@ class CameraSource:
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 else None
         self.skipped = 0
+        self.damaged = 0
         self._first: np.ndarray | None = first
+        # USB cameras sending MJPEG often make libjpeg complain about every frame.
+        self._noise = DecoderNoise()
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames until the camera stops delivering.
@@ -233,7 +327,8 @@ class CameraSource:
             if self._first is not None:
                 ok, image, self._first = True, self._first, None
             else:
-                ok, image = self._cap.read()
+                (ok, image), noisy = self._noise.call(self._cap.read)
+                self.damaged += int(noisy and ok)
             if not ok or image is None:
                 self.skipped += 1
                 failures += 1
@@ -250,6 +345,7 @@ class CameraSource:
     def close(self) -> None:
         """Release the camera."""
         self._cap.release()
+        self._noise.close()
 
 
 class PicameraSource:
@@ -283,6 +379,7 @@ class PicameraSource:
         self.description = "picamera"
         self.fps = max_fps
         self.skipped = 0
+        self.damaged = 0
         try:
             self._cam: Any = Picamera2()
         # picamera2 raises IndexError/RuntimeError when libcamera lists no camera.
@@ -326,6 +423,7 @@ def open_source(
     spec: str,
     size: tuple[int, int] | None = None,
     max_fps: float | None = None,
+    every: int = 1,
 ) -> FrameSource:
     """Open the frame source named by ``--source``.
 
@@ -335,6 +433,7 @@ def open_source(
         size: ``(width, height)``: the capture size for cameras; frames from files are scaled
             to it.
         max_fps: a frame-rate cap requested from cameras (the runner also paces every source).
+        every: files only: classify every ``every``-th frame or image (``--every``).
 
     Returns:
         An open source; call ``close()`` when done.
@@ -343,6 +442,11 @@ def open_source(
         FerEdgeError: the source is missing, unreadable or not present.
     """
     spec = spec.strip()
+    if every < 1:
+        raise FerEdgeError(f"--every: must be at least 1, got {every}")
+    camera = spec == "picamera" or spec.isdigit() or spec.startswith("/dev/video")
+    if camera and every != 1:
+        raise FerEdgeError(f"--every: only for video and image files; for {spec} use --max-fps")
     if spec == "picamera":
         return PicameraSource(size, max_fps)
     if spec.isdigit():
@@ -354,18 +458,20 @@ def open_source(
         files = _image_files(path)
         if not files:
             raise FerEdgeError(f"--source: folder {path} holds no images")
-        return ImageSource(files, f"images in {path}", size)
+        return ImageSource(files, f"images in {path}", size, every)
     if path.is_file():
         if not os.access(path, os.R_OK):
             raise FerEdgeError(f"--source: {path} is not readable")
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+            with quiet_stderr():
+                readable = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+            if not readable:
                 raise FerEdgeError(f"--source: {path} is not a readable image")
             return ImageSource([path], f"image {path.name}", size)
-        return VideoSource(path, size)
+        return VideoSource(path, size, every)
     if glob.has_magic(spec):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
         if not files:
             raise FerEdgeError(f"--source: pattern {spec!r} matches no files")
-        return ImageSource(files, f"images {spec}", size)
+        return ImageSource(files, f"images {spec}", size, every)
     raise FerEdgeError(f"--source: {spec} does not exist (give a file, folder, glob, camera index)")

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fer_edge.errors import FerEdgeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -58,3 +60,52 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Check, writing nothing, that :func:`atomic_path` can later put a file at ``path``.
+
+    Called before any work starts, so a bad output path costs the user no run.
+
+    Args:
+        path: the output file.
+        flag: the option that named it, for the message (``--jsonl``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FerEdgeError: ``path`` is a folder or not a regular file (a device, a pipe: an atomic
+            rename would replace it), or its folder cannot be created or written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise FerEdgeError(f"{flag}: {target} is a folder; name a file")
+    if target.exists() and not target.is_file():
+        raise FerEdgeError(f"{flag}: {target} is not a regular file")
+    _check_folder(target.parent, flag)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike[str], flag: str) -> Path:
+    """Check, writing nothing, that ``path`` is or can become a writable folder.
+
+    Raises:
+        FerEdgeError: ``path`` is a file, or it cannot be created or written.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FerEdgeError(f"{flag}: {target} is a file, not a folder")
+    _check_folder(target, flag)
+    return target
+
+
+def _check_folder(folder: Path, flag: str) -> None:
+    # The nearest existing ancestor decides: mkdir(parents=True) creates the rest in it.
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FerEdgeError(f"{flag}: cannot create {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FerEdgeError(f"{flag}: cannot write in {existing} (permission denied)")

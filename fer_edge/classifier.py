@@ -40,6 +40,18 @@ class Prediction:
         return {c: float(p) for c, p in zip(self.labels, self.probs, strict=True)}
 
 
+#: Test-time augmentation choices: ``none`` (one invoke per face) or ``flip`` (the face and its
+#: mirror image, probabilities averaged: two invokes per face).
+TTA_CHOICES: tuple[str, ...] = ("none", "flip")
+
+
+def check_tta(name: str) -> str:
+    """Return ``name`` if it is a TTA choice, else raise the one ``--tta`` error."""
+    if name not in TTA_CHOICES:
+        raise FerEdgeError(f"--tta: unknown mode {name!r}; choose from {', '.join(TTA_CHOICES)}")
+    return name
+
+
 @dataclass(frozen=True)
 class ClassifierOptions:
     """How to run a classifier.
@@ -48,11 +60,15 @@ class ClassifierOptions:
         threads: interpreter CPU threads (``None``: runtime default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``"edgetpu"`` or ``None``.
+        tta: test-time augmentation, one of :data:`TTA_CHOICES`; ``None`` takes the model's
+            own recommendation (metadata ``extra["tta"]``, chosen by measurement when the
+            model was bundled), else ``none``.
     """
 
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
+    tta: str | None = None
 
 
 class FaceClassifier:
@@ -98,6 +114,7 @@ class FaceClassifier:
         self._in_quant = tuple(inputs[0]["quantization"])
         self._out_index = outputs[0]["index"]
         self._out_quant = tuple(outputs[0]["quantization"])
+        self.tta = check_tta(options.tta or str(self.meta.extra.get("tta", "none")))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -131,8 +148,18 @@ class FaceClassifier:
         return dequantize(raw, *self._out_quant)
 
     def probabilities(self, face: np.ndarray) -> np.ndarray:
-        """Return class probabilities for one face crop (any size, gray or BGR)."""
-        return self.invoke(self.prepare(face))
+        """Return class probabilities for one face crop (any size, gray or BGR).
+
+        With ``tta="flip"`` the mirrored face is classified too and the two averaged; the
+        mirror is taken on the prepared tensor (a flip commutes with resizing and
+        quantisation), so it costs one more invoke and no second preprocessing.
+        """
+        tensor = self.prepare(face)
+        probs = self.invoke(tensor)
+        if self.tta == "flip":
+            mirrored = np.ascontiguousarray(tensor[:, :, ::-1, :])
+            probs = (probs + self.invoke(mirrored)) / 2.0
+        return probs
 
     def classify(self, face: np.ndarray) -> Prediction:
         """Classify one face crop (any size, gray or BGR)."""

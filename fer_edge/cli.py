@@ -7,6 +7,7 @@ Subcommands live next to the code they drive and are imported only when invoked,
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Any
 
@@ -21,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("fer_edge.train.cli", "eval_cmd", "Evaluate a saved Keras model on a split."),
     "convert": ("fer_edge.convert.cli", "convert_cmd", "Prune, quantise and export to TFLite."),
     "run": ("fer_edge.device.cli", "run_cmd", "Detect and classify faces from a camera or file."),
+    "report": (
+        "fer_edge.device.report",
+        "report_cmd",
+        "Turn run JSONL into an HTML report: per-face timelines, share of each expression.",
+    ),
     "bench": ("fer_edge.bench.cli", "bench_cmd", "Benchmark accuracy, latency and size."),
     "service": (
         "fer_edge.device.service",
@@ -58,9 +64,9 @@ class LazyGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename}: no such file") from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

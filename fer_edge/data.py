@@ -23,7 +23,8 @@ from fer_edge.labels import FER2013_CLASSES, resolve_classes
 from fer_edge.preprocess import DEFAULT_SPEC, InputSpec, resize_face
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
+#: Image files OpenCV reads, for datasets and for the device's folder and glob sources.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 CSV_USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
 FER_PIXELS = 48 * 48
 
@@ -333,7 +334,8 @@ def _parse_row(
         return f"{values.size} pixels, expected {FER_PIXELS}"
     if values.min() < 0 or values.max() > 255:
         return "pixel values outside 0-255"
-    usage = row[col_usage].strip().lower() if col_usage is not None else "training"
+    raw_usage = row[col_usage] if col_usage is not None else "training"
+    usage = raw_usage.strip().lower()
     if usage not in CSV_USAGE:
-        return f"unknown Usage {row[col_usage]!r}"
+        return f"unknown Usage {raw_usage!r}"
     return fer_label, values.astype(np.uint8), CSV_USAGE[usage]

@@ -8,20 +8,43 @@ every number.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, first_line
 
 RUNTIMES: tuple[str, ...] = ("litert", "tflite_runtime", "tf")
 RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIMES)
 #: Environment variable that overrides ``auto`` (useful where a runtime is known to crash).
 RUNTIME_ENV = "FER_EDGE_RUNTIME"
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+#: Interpreter threads allowed per CPU. More only adds contention, and a huge count crashes
+#: the interpreter (``--threads 100000`` segfaulted in LiteRT 2.3).
+THREADS_PER_CPU = 4
+
+
+def max_threads() -> int:
+    """Return the largest ``--threads`` accepted on this machine."""
+    return THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a thread count below 1 or above :func:`max_threads`.
+
+    Raises:
+        FerEdgeError: naming ``--threads``.
+    """
+    if threads is not None and not 1 <= threads <= max_threads():
+        raise FerEdgeError(
+            f"--threads: must be 1-{max_threads()} ({THREADS_PER_CPU} per CPU here), got {threads}"
+        )
+
 
 _INSTALL_HINTS = {
     "litert": "pip install ai-edge-litert",
@@ -64,9 +87,10 @@ class Runtime:
         Raises:
             FerEdgeError: the delegate cannot be loaded or the model is not a TFLite model.
         """
-        delegates = [self._edgetpu()] if delegate == "edgetpu" else None
+        check_threads(threads)
         if delegate not in (None, "edgetpu"):
             raise FerEdgeError(f"--delegate: unknown delegate {delegate!r} (known: edgetpu)")
+        delegates = [self._edgetpu()] if delegate == "edgetpu" else None
         try:
             interp = self.interpreter_class(
                 model_path=model_path,
@@ -77,22 +101,41 @@ class Runtime:
             interp.allocate_tensors()
         except ValueError as exc:
             where = model_path or "model"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FerEdgeError(f"{where}: not a usable TFLite model ({first})") from None
+            raise FerEdgeError(f"{where}: not a usable TFLite model ({first_line(exc)})") from None
         return interp
 
     def _edgetpu(self) -> Any:
+        # A Delegate whose library failed to load is half-built, and its __del__ then raises
+        # AttributeError, which Python prints as a traceback after our one-line error. Let
+        # it die here, before raising ours, with that one report silenced.
+        hook = sys.unraisablehook
+        sys.unraisablehook = _ignore_delegate_del(hook)
         try:
-            return self.load_delegate(EDGETPU_LIBRARY)
-        except (ValueError, OSError) as exc:
-            raise FerEdgeError(
-                f"--delegate edgetpu: cannot load {EDGETPU_LIBRARY} ({exc}); install the Edge TPU "
-                "runtime (apt-get install libedgetpu1-std) and plug in the Coral device"
-            ) from None
+            try:
+                return self.load_delegate(EDGETPU_LIBRARY)
+            except (ValueError, OSError) as exc:
+                reason = str(exc).replace("\n", " ")
+            gc.collect()  # the traceback (and the half-built Delegate) is gone with ``exc``
+        finally:
+            sys.unraisablehook = hook
+        raise FerEdgeError(
+            f"--delegate edgetpu: cannot load {EDGETPU_LIBRARY} ({reason}); install the Edge TPU "
+            "runtime (apt-get install libedgetpu1-std) and plug in the Coral device"
+        )
 
     def describe(self) -> str:
         """Return e.g. ``litert 2.3.0``."""
         return f"{self.name} {self.version}"
+
+
+def _ignore_delegate_del(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    def filtered(unraisable: Any) -> object:
+        where = getattr(unraisable.object, "__qualname__", "")
+        if isinstance(unraisable.exc_value, AttributeError) and where == "Delegate.__del__":
+            return None
+        return hook(unraisable)
+
+    return filtered
 
 
 def _require_numpy_1() -> None:
@@ -103,32 +146,41 @@ def _require_numpy_1() -> None:
         raise ImportError(f"tflite-runtime needs numpy<2, found numpy {numpy_version}")
 
 
+#: The standalone interpreters: runtime name -> (module with Interpreter, distribution name).
+_STANDALONE = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+}
+
+
 def _import(name: str) -> Runtime:
-    if name == "litert":
-        module = importlib.import_module("ai_edge_litert.interpreter")
+    if name in _STANDALONE:
+        module_name, distribution = _STANDALONE[name]
+        module = importlib.import_module(module_name)
+        if name == "tflite_runtime":
+            _require_numpy_1()
         return Runtime(
             name,
-            importlib.metadata.version("ai-edge-litert"),
+            importlib.metadata.version(distribution),
             module.Interpreter,
             module.load_delegate,
         )
-    if name == "tflite_runtime":
-        module = importlib.import_module("tflite_runtime.interpreter")
-        _require_numpy_1()
-        return Runtime(
-            name,
-            importlib.metadata.version("tflite-runtime"),
-            module.Interpreter,
-            module.load_delegate,
+    check_runtime_name(name)
+    tf = importlib.import_module("tensorflow")
+    return Runtime(name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
+
+
+def check_runtime_name(name: str) -> str:
+    """Return ``name`` if it is a runtime choice, else raise the one ``--runtime`` error.
+
+    Raises:
+        FerEdgeError: ``name`` is not one of :data:`RUNTIME_CHOICES`.
+    """
+    if name not in RUNTIME_CHOICES:
+        raise FerEdgeError(
+            f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
         )
-    if name == "tf":
-        tf = importlib.import_module("tensorflow")
-        return Runtime(
-            name, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
-        )
-    raise FerEdgeError(
-        f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
-    )
+    return name
 
 
 def load_runtime(name: str = "auto") -> Runtime:
@@ -142,19 +194,13 @@ def load_runtime(name: str = "auto") -> Runtime:
     """
     if name == "auto":
         name = os.environ.get(RUNTIME_ENV, "auto") or "auto"
-    order = RUNTIMES if name == "auto" else (name,)
-    if name not in RUNTIME_CHOICES:
-        raise FerEdgeError(
-            f"--runtime: unknown runtime {name!r}; choose from {', '.join(RUNTIME_CHOICES)}"
-        )
+    order = RUNTIMES if check_runtime_name(name) == "auto" else (name,)
     failures = []
     for candidate in order:
         try:
             return _import(candidate)
         # A runtime built against numpy 1 raises more than ImportError under numpy 2.
         except Exception as exc:  # noqa: BLE001
-            failures.append(
-                f"{candidate}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
+            failures.append(f"{candidate}: {type(exc).__name__}: {first_line(exc)}")
     hints = "; or ".join(_INSTALL_HINTS[c] for c in order)
     raise FerEdgeError(f"no usable TFLite runtime ({' | '.join(failures)}); install one: {hints}")

@@ -42,26 +42,41 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
     """A tiny real Keras CNN exported as float32 and full-int8 TFLite, with metadata."""
-    from fer_edge.convert.export import to_tflite, write_tflite
     from fer_edge.labels import FER2013_CLASSES
     from fer_edge.modelmeta import ModelMeta
-    from fer_edge.preprocess import normalize
     from fer_edge.synthetic import synthetic_images
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.train.tiny import build_tiny_cnn, export_pair
 
-    _, keras = tf_and_keras()
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(7, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
     images, _ = synthetic_images(4)
     out = tmp_path_factory.mktemp("tflite")
     meta = ModelMeta(FER2013_CLASSES, name="tiny")
-    return {
-        "float": write_tflite(out / "tiny_float.tflite", to_tflite(model), meta),
-        "int8": write_tflite(
-            out / "tiny_int8.tflite", to_tflite(model, "int8", normalize(images)), meta
-        ),
-    }
+    return export_pair(build_tiny_cnn(), out, "tiny", images, meta)
+
+
+#: Names Chromium goes by on PATH (Debian: chromium).
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless browser for page tests; skips without one (.ci/run installs it)."""
+    import shutil
+
+    found = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if found is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def two_face_video(tmp_path_factory) -> Path:
+    """24 frames at 10 fps: two astronaut faces side by side, in 4 places, 6 frames each."""
+    import cv2
+
+    from fer_edge.device.facevideo import compose_frames, write_video
+
+    face = cv2.imread(str(Path(__file__).parent / "data" / "astronaut_face.png"), 0)
+    frames = compose_frames([face] * 8, face_size=150, per_frame=2, hold=6, jitter=3)
+    path = tmp_path_factory.mktemp("pair") / "pair.mp4"
+    write_video(path, frames, 10.0)
+    return path

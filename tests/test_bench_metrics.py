@@ -76,8 +76,8 @@ def test_environment_names_versions_without_importing_a_runtime():
 
 def test_noisy_rows_flag_a_wide_spread():
     from fer_edge.bench.latency import LatencyResult
+    from fer_edge.bench.measure import noisy_rows
     from fer_edge.bench.results import ResultRow
-    from fer_edge.bench.runner import noisy_rows
 
     def row(samples_ms):
         stats = summarize_ns([int(v * 1_000_000) for v in samples_ms])

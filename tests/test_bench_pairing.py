@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from fer_edge.bench.config import BenchConfig, load_config, parse_int_list, parse_name_list
-from fer_edge.bench.models import display_names, expand_model_paths
-from fer_edge.bench.pairing import pair_models, read_card
+from fer_edge.bench.config import load_config, parse_int_list, parse_name_list
+from fer_edge.bench.modelfiles import display_names, expand_model_paths
+from fer_edge.bench.pairing import pair_models
+from fer_edge.card import read_card
 from fer_edge.errors import FerEdgeError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,11 +90,17 @@ def test_display_names_stay_unique():
     assert display_names(paths) == ["a/x", "b/x", "y"]
 
 
-def test_repository_configs_load():
-    configs = sorted((REPO / "benchmarks").glob("*.json"))
-    assert configs, "benchmarks/ holds no configs"
-    for path in configs:
-        assert isinstance(load_config(path), BenchConfig)
+def test_shipped_configs_load_by_name_and_path():
+    from fer_edge.bench.config import config_names
+
+    names = config_names()
+    assert {"default", "ci", "fer2013-val", "pi4"} <= set(names)
+    for name in names:
+        by_name = load_config(name)
+        assert by_name.name == name
+        assert by_name == load_config(REPO / "benchmarks" / "configs" / f"{name}.json")
+    with pytest.raises(FerEdgeError, match=r"no configuration named 'pi5'.*pi4"):
+        load_config("pi5")
 
 
 def test_config_errors_name_the_file_and_key(tmp_path):

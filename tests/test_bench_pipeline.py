@@ -14,7 +14,8 @@ FACE = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory) -> Path:
-    facevideo = pytest.importorskip("fer_edge.device.facevideo")
+    from fer_edge.device import facevideo
+
     if not FACE.is_file():
         pytest.skip("tests/data/astronaut_face.png not present")
     path = tmp_path_factory.mktemp("pipeline") / "face.avi"

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.bench.config import BenchConfig
-from fer_edge.bench.report import HEADERS, format_table, to_markdown, write_plot
+from fer_edge.bench.measure import BenchOptions, bench
+from fer_edge.bench.render import HEADERS, format_table, to_markdown, write_plot
 from fer_edge.bench.results import SCHEMA
-from fer_edge.bench.runner import BenchOptions, bench
 from fer_edge.classifier import FaceClassifier
 from fer_edge.cli import main
 from fer_edge.data import load_dataset
@@ -50,7 +50,19 @@ def report(carded, tiny_dataset):
     return bench(BenchOptions(models=(carded["int8"],), data=tiny_dataset, config=config))
 
 
-def test_int8_is_paired_with_its_float_parent_in_the_same_run(report, carded):
+def _agreement_by_hand(carded: dict[str, Path], data: Path, limit: int | None = None) -> float:
+    """Top-1 agreement of the tiny int8 model with its float parent, counted independently."""
+    from fer_edge.evaluate import load_eval_set
+
+    eval_set = load_eval_set(data, "val", read_meta(carded["int8"]), limit=limit)
+    tops = [
+        np.argmax(FaceClassifier(carded[k]).probabilities_batch(eval_set.images), axis=1)
+        for k in ("float", "int8")
+    ]
+    return float(np.mean(tops[0] == tops[1]))
+
+
+def test_int8_is_paired_with_its_float_parent_in_the_same_run(report, carded, tiny_dataset):
     names = [m.name for m in report.models]
     assert names == ["tiny_float", "tiny_int8"]
     assert report.models[0].added and report.models[0].pairing == "reference"
@@ -69,7 +81,7 @@ def test_int8_is_paired_with_its_float_parent_in_the_same_run(report, carded):
             row.latency.invoke.median_ms / base.latency.invoke.median_ms
         )
         assert vs.accuracy_delta == pytest.approx(row.accuracy - base.accuracy)
-        assert 0.0 <= vs.agreement <= 1.0
+        assert vs.agreement == pytest.approx(_agreement_by_hand(carded, tiny_dataset))
 
 
 def test_latency_stats_are_consistent(report):
@@ -97,7 +109,7 @@ def test_accuracy_matches_the_classifier_directly(report, carded, tiny_dataset):
 
 
 def test_json_schema(report, tmp_path):
-    from fer_edge.bench.report import write_report_json
+    from fer_edge.bench.render import write_report_json
 
     data = json.loads(write_report_json(report, tmp_path / "r.json").read_text())
     assert data["schema"] == SCHEMA
@@ -251,7 +263,7 @@ def test_no_models_benches_the_bundled_pair():
 
 def test_no_models_and_none_bundled_says_what_to_do(monkeypatch):
     # Stands in for an install without package data (a fork that ships no model).
-    monkeypatch.setattr("fer_edge.bench.models.bundled_models", lambda: [])
+    monkeypatch.setattr("fer_edge.bench.modelfiles.bundled_models", lambda: [])
     with pytest.raises(FerEdgeError, match="pass .tflite files"):
         bench(BenchOptions(config=FAST))
 
@@ -325,4 +337,22 @@ def test_bench_on_fer2013_val_sample(carded, fer2013_root):
         assert ev.metrics.count == 300
         assert sum(c.support for c in ev.metrics.per_class.values()) == 300
     int8 = next(e for e in report.evaluations if e.model == "tiny_int8")
-    assert 0.0 <= int8.agreement <= 1.0
+    assert int8.agreement == pytest.approx(_agreement_by_hand(carded, fer2013_root, limit=300))
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown", "--plot"])
+def test_report_paths_are_checked_before_any_model_runs(tmp_path, flag):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    result = CliRunner().invoke(main, ["bench", flag, str(folder), "--repeats", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {flag}: {folder} is a folder; name a file"
+    ]
+    assert list(folder.iterdir()) == []
+
+
+def test_bench_thread_counts_are_bounded_before_any_model_runs():
+    result = CliRunner().invoke(main, ["bench", "--threads", "1,100000"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().startswith("Error: --threads: must be 1-")

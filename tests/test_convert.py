@@ -19,7 +19,7 @@ from fer_edge.convert import ConvertOptions, ConvertReport, FineTuneOptions, con
 from fer_edge.convert.report import HEADER, summary
 from fer_edge.data import Dataset, Split, load_dataset
 from fer_edge.labels import FER2013_CLASSES
-from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta, sidecar_path
+from fer_edge.modelmeta import ModelMeta, read_meta, sidecar_path
 from fer_edge.preprocess import InputSpec
 from fer_edge.runtime import load_runtime
 from fer_edge.synthetic import write_folder_dataset
@@ -45,33 +45,13 @@ CARD_KEYS = {
 def train_registry_model(
     name: str, data: Path | Split, out: Path, epochs: int, augment=None, **build_opts
 ) -> Path:
-    """Fit a registry model briefly and save it as ``fer-edge train`` does (metadata inside).
+    """Fit a registry model briefly on a folder dataset's train split or on a split."""
+    from fer_edge.train.tiny import fit_registry_model
 
-    Without ``augment`` nothing is augmented: flips and rotations change a grating's
-    orientation, which is its class.
-    """
-    from fer_edge.train.models import build_model
-    from fer_edge.train.pipeline import NO_AUGMENT, make_dataset
-    from fer_edge.train.tfcompat import tf_and_keras
-
-    _, keras = tf_and_keras()
-    keras.utils.set_random_seed(0)
-    spec = InputSpec()
     train = (
         data if isinstance(data, Split) else load_dataset(data, splits=("train",)).split("train")
     )
-    model = build_model(name, **build_opts)
-    for layer in model.layers:
-        # Fast-moving BN statistics: a hundred steps is all a test can afford.
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.8
-    model.compile(keras.optimizers.Adam(3e-3), "categorical_crossentropy", metrics=["accuracy"])
-    batches = make_dataset(train.images, train.labels, spec, 7, 16, True, augment or NO_AUGMENT)
-    model.fit(batches, epochs=epochs, verbose=0)
-    path = out / "model.keras"
-    model.save(path)
-    add_to_zip_model(path, ModelMeta(FER2013_CLASSES, spec, name=f"tiny-{name}"))
-    return path
+    return fit_registry_model(name, train.images, train.labels, out, epochs, augment, **build_opts)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +70,7 @@ def edge_model(tmp_path_factory, grating_data) -> Path:
 @pytest.fixture(scope="module")
 def everything(tmp_path_factory, grating_data, edge_model) -> ConvertReport:
     """One run making every variant: float, dynamic, float16 and int8 PTQ, pruned, PQAT."""
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     options = ConvertOptions(
         model=edge_model,
@@ -206,9 +186,17 @@ def test_reported_accuracy_and_agreement_are_the_interpreters(everything, val_sp
     assert everything.by_method("float").val_accuracy >= 0.8  # the float model really learned
 
 
-def test_int8_agrees_with_float(everything):
-    for method in ("ptq-int8", "pqat-int8"):
-        assert everything.by_method(method).agreement >= 0.9, method
+def test_int8_agrees_with_the_float_model_of_the_same_weights(everything, val_split):
+    # PTQ int8 quantises the float model itself; PQAT int8 the pruned one. Against the dense
+    # float reference a PQAT model also differs by what pruning changed (its card's agreement,
+    # 88% on this small net, as on the real one), so int8 is judged against pruned-float.
+    assert everything.by_method("ptq-int8").agreement >= 0.9
+
+    def top1(method: str) -> np.ndarray:
+        path = everything.by_method(method).path
+        return np.argmax(FaceClassifier(path).probabilities_batch(val_split.images), axis=1)
+
+    assert np.mean(top1("pqat-int8") == top1("pruned-float")) >= 0.9
 
 
 def test_pruning_survives_quantisation(everything):
@@ -252,13 +240,13 @@ def test_summary_table_lists_every_model(everything):
     assert f"{everything.val_images} val faces" in text
 
 
-def test_cards_read_back_into_the_same_table(everything):
-    from fer_edge.convert.card import read_cards
+def test_cards_read_back_with_the_measured_numbers(everything):
+    from fer_edge.card import read_card
 
-    again = {m.path.name: m for m in read_cards(everything.out)}
-    assert set(again) == {m.path.name for m in everything.models}
     for model in everything.models:
-        card_model = again[model.path.name]
+        card_model = read_card(model.path)
+        assert card_model is not None and card_model.meta is not None
+        assert card_model.meta.labels == read_meta(model.path).labels
         assert card_model.method == model.method
         assert card_model.size_bytes == model.size_bytes
         assert card_model.agreement == pytest.approx(model.agreement, abs=1e-6)
@@ -267,7 +255,7 @@ def test_cards_read_back_into_the_same_table(everything):
 
 def test_plain_qat_int8(tmp_path_factory, grating_data):
     """The --int8 path without pruning, on the quick-to-quantise mlp."""
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     run = tmp_path_factory.mktemp("runs_mlp")
     model = train_registry_model("mlp", grating_data, run, epochs=1)
@@ -299,7 +287,7 @@ def test_plain_qat_int8(tmp_path_factory, grating_data):
 
 @pytest.mark.slow
 def test_plain_qat_on_a_conv_net_agrees_with_float(tmp_path, grating_data, edge_model):
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     report = convert(
         ConvertOptions(
@@ -318,7 +306,7 @@ def test_plain_qat_on_a_conv_net_agrees_with_float(tmp_path, grating_data, edge_
 
 @pytest.mark.slow
 def test_pqat_on_cnn_4stage(tmp_path, grating_data):
-    from fer_edge.train.pipeline import NO_AUGMENT
+    from fer_edge.train.inputs import NO_AUGMENT
 
     (tmp_path / "run").mkdir()
     model = train_registry_model("cnn-4stage", grating_data, tmp_path / "run", epochs=3)

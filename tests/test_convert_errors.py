@@ -21,7 +21,7 @@ from fer_edge.synthetic import write_folder_dataset
 
 
 def _keras():
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
 
     return tf_and_keras()[1]
 
@@ -231,3 +231,16 @@ def test_cli_converts_and_prints_the_table(models, data7, tmp_path):
     card = json.loads((out / "good_ptq_int8.json").read_text())
     assert card["method"] == "ptq-int8" and card["float_model"] == "good_float32.tflite"
     assert card["input_dtype"] == "int8" and card["source"] == str(models["good"])
+
+
+def test_out_under_a_file_fails_before_the_data_loads(models, data7, tmp_path, monkeypatch):
+    import fer_edge.convert.run as convert_run
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data was loaded before --out was checked")
+
+    monkeypatch.setattr(convert_run, "load_for_model", no_loading)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(FerEdgeError, match="--out: cannot create .*blocker is a file"):
+        convert(ConvertOptions(model=models["good"], data=data7, out=blocker / "models"))

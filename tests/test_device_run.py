@@ -28,7 +28,6 @@ from fer_edge.device.facevideo import (
     write_video,
 )
 from fer_edge.device.runner import STAGES, RunOptions, default_model_path, run
-from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta
 from fer_edge.preprocess import InputSpec
@@ -106,6 +105,11 @@ def test_run_writes_jsonl_and_annotated_video(tmp_path, tiny_tflite, face_video,
     assert all(ids[i : i + 3] == [ids[i]] * 3 for i in range(0, 12, 3)), ids
     assert len(set(ids)) == 4 and min(ids) == 1
 
+    # The face keeps its id while it drifts in one place (3 frames each), ids count up from 1.
+    ids = [line["faces"][0]["id"] for line in lines]
+    assert ids[0] == 1 and all(ids[i] == ids[i - 1] for i in range(12) if i % 3), ids
+    assert ids == sorted(ids)
+
     source_frames = read_frames(video)
     annotated = read_frames(tmp_path / "out.mp4")
     assert len(annotated) == 12 and annotated[0].shape == (480, 640, 3)
@@ -145,6 +149,8 @@ def test_smoothing_is_the_ema_of_the_raw_scores(tmp_path, tiny_tflite, flicker_v
     # Scores are rounded to 4 digits in the JSONL.
     np.testing.assert_allclose(s, np.array(expected), atol=3e-4)
     assert [r["faces"][0]["box"] for r in raw] == [r["faces"][0]["box"] for r in smooth]
+    # Without smoothing the faces still get their ids from the same association.
+    assert [r["faces"][0]["id"] for r in raw] == [r["faces"][0]["id"] for r in smooth] == [1] * 8
 
 
 class InterruptAt:
@@ -209,13 +215,10 @@ def test_glob_source_names_every_file_in_the_jsonl(tmp_path, tiny_tflite, monkey
     assert [line["frame"] for line in lines] == [0, 1] and all(line["faces"] for line in lines)
 
 
-def test_default_model_message():
-    try:
-        path = default_model_path()
-    except FerEdgeError as exc:
-        assert "--model is required until a bundled model ships" in str(exc)
-    else:
-        assert read_meta(path).labels
+def test_the_bundled_model_is_the_default():
+    path = default_model_path()
+    assert path.name == "default_int8.tflite"
+    assert read_meta(path).labels
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -293,8 +296,6 @@ def test_cli_bad_inputs(tmp_path, tiny_tflite, face_video):
         ),
         "--display",
     )
-    if not (Path(__file__).parents[1] / "fer_edge" / "models" / "default_int8.tflite").exists():
-        one_line_error(cli("-s", video), "--model is required until a bundled model ships")
     assert list(tmp_path.glob(".*")) == []  # no temporary files left behind
 
 
@@ -379,7 +380,7 @@ def test_signal_stops_cleanly_and_flushes(tmp_path, tiny_tflite, face_video, sig
         time.sleep(0.05)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 128 + sig, stderr  # the outputs are complete, but it was stopped
     assert "interrupted" in stderr and "Traceback" not in stderr
     frames = [line["frame"] for line in read_jsonl(out)]
     assert 2 <= len(frames) < 12 and frames == list(range(len(frames)))

@@ -41,6 +41,8 @@ def test_face_result_json_form():
         "scores": {"happy": 0.1235, "sad": 0.8, "neutral": 0.0765},
     }
     json.dumps(f.to_dict())  # plain types only
+    tracked = FaceResult.from_probs(f.box, np.array([0.1, 0.8, 0.1], np.float32), LABELS, 7)
+    assert tracked.id == 7 and list(tracked.to_dict()) == ["id", "box", "label", "score", "scores"]
 
 
 def test_jsonl_file_appears_only_at_close(tmp_path):
@@ -157,7 +159,7 @@ def test_face_id_and_source_in_the_jsonl(tmp_path):
     assert list(tracked.to_dict()) == ["id", "box", "label", "score", "scores"]
     assert tracked.to_dict()["id"] == 7 and tracked.label == "neutral"
     target = tmp_path / "run.jsonl"
-    sink = JsonlSink(target, ["photos/a.jpg", "photos/broken.jpg", "photos/b.png"])
+    sink = JsonlSink(target, ["photos/a.jpg", "photos/broken.jpg", "photos/b.png"].__getitem__)
     sink.write(0, 0.0, frame(), [tracked])
     sink.write(2, 0.1, frame(), [])  # frame 1 did not decode: indices keep their files
     sink.close()

@@ -103,3 +103,17 @@ def test_a_moving_face_keeps_its_id_through_the_pipeline(tiny_tflite):
         if i >= 10:
             assert [o.id for o in others] == [2]
     assert ids == [1] * 15
+
+
+def test_ids_do_not_depend_on_box_order():
+    s = EmaSmoother(alpha=0.5)
+    s.update([A, B], [np.array([1.0, 0.0])] * 2)
+    assert s.ids == [1, 2]
+    s.update([B, A_MOVED], [np.array([1.0, 0.0])] * 2)
+    assert s.ids == [2, 1]  # each face keeps its id, whatever the order of the boxes
+    s.update([A], [np.array([1.0, 0.0])])
+    s.update([B], [np.array([1.0, 0.0])])  # B was gone for a frame: a new face
+    assert s.ids == [3]
+    s.reset()
+    s.update([A], [np.array([1.0, 0.0])])
+    assert s.ids == [4]  # ids are never reused, also after a reset

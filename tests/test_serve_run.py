@@ -8,7 +8,6 @@ exit cleanly with its summary.
 import html.parser
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +28,6 @@ from fer_edge.labels import FER2013_CLASSES
 FACE = Path(__file__).parent / "data" / "astronaut_face.png"
 STAGES = ["capture", "detect", "classify", "output"]
 DEADLINE = 60.0
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 def wait_until(condition, deadline=DEADLINE, message="condition"):
@@ -96,7 +94,7 @@ def live_run(tmp_path_factory, tiny_tflite, long_face_video):
             proc.kill()
             raise
     stderr = log.read_text()
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # stopped by Ctrl-C, outputs complete
     assert "(interrupted;" in stderr and "Traceback" not in stderr
 
 
@@ -207,14 +205,7 @@ class BodyAttributes(html.parser.HTMLParser):
             self.cards.append(attrs.get("data-label"))
 
 
-def find_chromium():
-    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
-
-
-def test_page_in_headless_chromium(live_run, tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
+def test_page_in_headless_chromium(live_run, tmp_path, chromium):
     url, _ = live_run
     cmd = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

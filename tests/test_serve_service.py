@@ -44,6 +44,8 @@ def test_bundled_unit_restarts_on_failure_at_boot():
     template = (REPO / "device" / "fer-edge.service").read_text()
     fields = unit_fields(template)
     assert fields["Restart"] == "on-failure" and fields["WantedBy"] == "multi-user.target"
+    # `systemctl stop` (SIGTERM) makes `fer-edge run` exit 143: a clean stop, not a failure.
+    assert fields["SuccessExitStatus"].split() == ["130", "143"]
     assert fields["KillSignal"] == "SIGTERM" and fields["SupplementaryGroups"] == "video"
     assert {fields["User"], fields["WorkingDirectory"], fields["ExecStart"]} == {
         "@USER@",

@@ -32,7 +32,7 @@ FAST_FAMILIES = [
 
 
 def _fit_one_step(model, channels):
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.tfcompat import tf_and_keras
 
     _, keras = tf_and_keras()
     model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
@@ -43,8 +43,8 @@ def _fit_one_step(model, channels):
 
 @pytest.mark.parametrize("name", FAST_FAMILIES)
 def test_registry_model_builds_fits_and_survives_qat(name):
+    from fer_edge.convert.quantize import qat_model
     from fer_edge.train.models import REGISTRY, build_model, count_macs
-    from fer_edge.train.quantize import qat_model
 
     family = REGISTRY[name]
     model = build_model(name, (48, 48, family.channels), 7)
@@ -58,8 +58,8 @@ def test_registry_model_builds_fits_and_survives_qat(name):
 
 @pytest.mark.slow
 def test_efficientnet_survives_qat():
+    from fer_edge.convert.quantize import qat_model
     from fer_edge.train.models import build_model
-    from fer_edge.train.quantize import qat_model
 
     model = build_model("efficientnetb0", (48, 48, 3), 7)
     # Rescaling/Normalization were removed (not quantisable); preprocessing owns scaling.
@@ -68,8 +68,8 @@ def test_efficientnet_survives_qat():
 
 
 def test_mac_count_by_hand():
+    from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.models import count_macs
-    from fer_edge.train.tfcompat import tf_and_keras
 
     _, keras = tf_and_keras()
     inputs = keras.Input((48, 48, 1))
@@ -96,7 +96,7 @@ def test_unknown_model_is_a_clear_error():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A real short training run of a slim edge model on learnable generated data."""
-    from fer_edge.train.pipeline import AugmentOptions
+    from fer_edge.train.inputs import AugmentOptions
     from fer_edge.train.trainer import TrainOptions, train
 
     # Enough steps (~45 per epoch) for BatchNorm's moving statistics to settle.

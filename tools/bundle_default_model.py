@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fer_edge.atomic import write_bytes, write_json
-from fer_edge.bench.models import gzip_size
+from fer_edge.atomic import write_bytes
+from fer_edge.card import gzip_size, read_card
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, strip_meta
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "fer_edge" / "models"
@@ -78,23 +78,24 @@ def bundle(
     written = []
     for suffix, new_stem in RENAMES.items():
         src = folder / f"{prefix}_{suffix}.tflite"
-        card = json.loads(src.with_suffix(".json").read_text())
-        card["float_model"] = "default_float32.tflite"
-        card["bundled_from"] = src.name
+        card = read_card(src)
+        if card is None or card.meta is None:
+            sys.exit(f"{src.with_suffix('.json')}: missing or unreadable model card")
+        card.float_model = "default_float32.tflite"
+        card.extra["bundled_from"] = src.name
         if run is not None:
-            card["training"] = training_card(run)
+            card.training = training_card(run)
         if report is not None:
-            card["benchmark"] = bench_card(report, src.stem)
-        meta = ModelMeta.from_dict(card["meta"])
+            card.benchmark = bench_card(report, src.stem)
+        meta = card.meta
         extra = {**meta.extra, "float_model": "default_float32.tflite"}
-        meta = ModelMeta(meta.labels, meta.input, meta.name, extra)
-        card["meta"] = meta.to_dict()
+        card.meta = meta = ModelMeta(meta.labels, meta.input, meta.name, extra)
         model = embed_in_tflite(strip_meta(src.read_bytes()), meta)
         target = dest / f"{new_stem}.tflite"
         write_bytes(target, model)
-        card["size_bytes"] = len(model)
-        card["gzip_bytes"] = gzip_size(model)
-        write_json(target.with_suffix(".json"), card)
+        card.size_bytes = len(model)
+        card.gzip_bytes = gzip_size(model)
+        card.write(target.with_suffix(".json"))
         written.append(target)
     return written
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.train.distribute import STRATEGIES
+from fer_edge.train.precision import PRECISIONS
 
 
 def _parse_model_options(values: tuple[str, ...]) -> dict[str, object]:
@@ -41,13 +45,20 @@ def _list_models() -> None:
 )
 @click.option("--out", "out", type=click.Path(), help="Run folder, e.g. runs/edge.")
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Global batch, split across all replicas.",
+)
 @click.option(
     "--lr",
     "learning_rate",
-    type=float,
+    type=FiniteFloat(),
     default=None,
-    help="Peak Adam LR [default: the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, others 1e-3].",
+    help="Peak Adam LR [default: the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, others 1e-3, "
+    "for batch 64; not rescaled: for a k times larger batch try sqrt(k) times the LR].",
 )
 @click.option(
     "--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True
@@ -64,7 +75,7 @@ def _list_models() -> None:
 )
 @click.option(
     "--select-fraction",
-    type=click.FloatRange(0.01, 0.5),
+    type=FiniteFloat(0.01, 0.5),
     default=0.1,
     show_default=True,
     help="Share of train held out to pick the best epoch (val is never used to tune).",
@@ -72,23 +83,23 @@ def _list_models() -> None:
 @click.option("--eval-split", type=click.Choice(["val", "test"]), default="val", show_default=True)
 @click.option(
     "--class-weight",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     show_default=True,
     help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
 )
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0, show_default=True)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option(
     "--erase",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     show_default=True,
     help="Random-erasing probability.",
 )
 @click.option(
     "--mixup",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     default=0.0,
     show_default=True,
     help="Mixup Beta(alpha, alpha); 0 off.",
@@ -107,6 +118,22 @@ def _list_models() -> None:
     help="Local ImageNet weights file for vgg16/resnet50/efficientnetb0.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="auto: all local GPUs if there are several, else one device; mirrored: all local "
+    "GPUs (or logical CPUs); multi-worker: the cluster in TF_CONFIG. With --resume: the "
+    "run's, unless given.  [default: auto]",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="float32",
+    show_default=True,
+    help="mixed: float16 on GPUs, bfloat16 Conv2D/Dense on CPUs with AVX512-BF16 or AMX; "
+    "model.keras stays float32. With --resume: the run's.",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--list-models", is_flag=True, help="List the registry with params and MACs.")
 def train_cmd(
@@ -128,21 +155,29 @@ def train_cmd(
     if list_models:
         _list_models()
         return
-    from fer_edge.train.pipeline import NO_AUGMENT, AugmentOptions
+    from fer_edge.train.inputs import NO_AUGMENT, AugmentOptions
     from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
 
     if not kwargs["out"]:
         raise FerEdgeError("--out is required (the run folder, e.g. runs/edge)")
     if resume:
         options = load_options_for_resume(str(kwargs["out"]))
+        # The folder named here, even if the run was moved or copied (a worker's copy).
+        options = dataclasses.replace(options, out=str(kwargs["out"]))
+        if kwargs["strategy"]:
+            # Hardware may change between sessions; the precision is part of the checkpoint.
+            options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
     else:
+        kwargs["strategy"] = kwargs["strategy"] or "auto"
         if not kwargs["data"]:
             raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
         augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)
-        options = TrainOptions(
-            augment=augment, model_options=_parse_model_options(model_option), **kwargs
-        )  # type: ignore[arg-type]
+        model_options = _parse_model_options(model_option)
+        options = TrainOptions(augment=augment, model_options=model_options, **kwargs)  # type: ignore[arg-type]
     result = train(options, resume=resume)
+    if result is None:
+        click.echo("this worker is done; the chief writes the run folder")
+        return
     line = f"{options.model}: best epoch {result.best_epoch}/{result.epochs_run}, "
     line += f"{result.params:,} params, {result.macs / 1e6:.1f} M MACs, "
     line += f"{result.wall_time_s / 60:.1f} min"
@@ -160,16 +195,23 @@ def train_cmd(
     "--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True
 )
 @click.option(
+    "--tta",
+    type=click.Choice(["none", "flip"]),
+    default=None,
+    help="Test-time augmentation: flip averages the face and its mirror image "
+    "[default: the model card's choice; none for .keras].",
+)
+@click.option(
     "--json", "json_out", type=click.Path(), default=None, help="Also write the metrics as JSON."
 )
-def eval_cmd(model_path: str, data: str, split: str, json_out: str | None) -> None:
+def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: str | None) -> None:
     """Evaluate a saved model (.keras or .tflite) on a dataset split.
 
     Prints accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
     """
-    from fer_edge.train.evaluate import evaluate_model, format_metrics
+    from fer_edge.evaluate import evaluate_model, format_metrics
 
-    metrics = evaluate_model(model_path, data, split)
+    metrics = evaluate_model(model_path, data, split, tta).metrics
     click.echo(format_metrics(metrics, title=f"{model_path} on {split}"))
     if json_out:
         from fer_edge.atomic import write_json

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_edge.errors import FerEdgeError
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
 
 Builder = Callable[..., Any]
 

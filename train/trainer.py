@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -17,16 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.atomic import atomic_path, write_json
+from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model
 from fer_edge.preprocess import InputSpec
+from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
+from fer_edge.train.distribute import make_distribution, shard_by_data
+from fer_edge.train.inputs import AugmentOptions, class_weights, make_dataset, to_inputs
 from fer_edge.train.models import count_macs, get_family
-from fer_edge.train.pipeline import AugmentOptions, class_weights, make_dataset, to_inputs
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.train.precision import (
+    PrecisionPlan,
+    apply_precision,
+    plan_precision,
+    to_float32,
+    wrap_optimizer,
+)
 
 SCHEDULES = ("cosine", "plateau")
 
@@ -40,8 +50,10 @@ class TrainOptions:
         out: run folder (``runs/NAME``).
         model: registry name (see ``fer-edge train --list-models``).
         epochs: maximum epochs.
-        batch_size: batch size.
-        learning_rate: peak Adam learning rate (``None``: the model family's default).
+        batch_size: global batch size, split evenly across the replicas of ``strategy``.
+        learning_rate: peak Adam learning rate (``None``: the model family's default, tuned
+            for a batch of 64). It is not rescaled with the batch size: for a batch k times
+            larger, about ``sqrt(k)`` times the rate is the usual rule for Adam.
         schedule: ``cosine`` (decay to 1% over all epochs) or ``plateau`` (halve the LR when
             the selection loss stalls for 5 epochs).
         patience: early-stopping patience in epochs on selection accuracy (0: off).
@@ -55,6 +67,9 @@ class TrainOptions:
         model_options: extra builder keyword arguments (e.g. ``{"width": 0.75}``).
         weights: local ImageNet weights file for the application backbones.
         seed: seed for weights init, the selection split and shuffling.
+        strategy: ``auto``, ``one``, ``mirrored`` or ``multi-worker``
+            (see :func:`fer_edge.train.distribute.make_distribution`).
+        precision: ``float32`` or ``mixed`` (see :mod:`fer_edge.train.precision`).
     """
 
     data: str
@@ -74,6 +89,9 @@ class TrainOptions:
     model_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     seed: int = 0
+    # Added after the first release: a state.json without them resumes with these defaults.
+    strategy: str = "auto"
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -115,7 +133,14 @@ class TrainResult:
 
 
 class RunPaths:
-    """File names inside a run folder."""
+    """File names inside a run folder.
+
+    Each finished epoch is saved as ``checkpoints/epoch-NNNN.keras``; ``state.json`` names the
+    last and the best of them and is written after them, so it is the commit point: a run
+    killed at any instant resumes from a checkpoint that matches its state. ``last.keras`` and
+    ``best.keras`` follow as links for people and for folders written before that (whose
+    ``state.json`` names no checkpoint).
+    """
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
@@ -128,39 +153,172 @@ class RunPaths:
         self.metrics = self.out / "metrics.json"
         self.logs = self.out / "logs"
 
+    def checkpoint(self, state: dict[str, Any], which: str) -> Path:
+        """Return the ``"last"`` or ``"best"`` checkpoint that ``state`` (state.json) names."""
+        name = state.get(which)
+        if name is None:  # a run folder from before per-epoch checkpoints
+            return self.last if which == "last" else self.best
+        return self.checkpoints / name
 
-def _checkpoint_callback(keras: Any, paths: RunPaths, state: dict[str, Any]) -> Any:
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Point ``target`` at ``source``'s content atomically (a hard link, else a copy)."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links on this file system
+            shutil.copyfile(source, tmp)
+
+
+def _checkpoint_callback(
+    keras: Any, paths: RunPaths, state: dict[str, Any], chief: bool = True
+) -> Any:
+    def save(model: Any, path: Path) -> None:
+        if chief:
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+            return
+        # Every worker must save (reading mirrored batch-norm statistics is a collective op),
+        # but only the chief's copy is kept: the others go to a private temporary folder.
+        with tempfile.TemporaryDirectory(prefix="fer-edge-worker-") as scratch:
+            model.save(Path(scratch) / path.name)
+
     class Checkpoint(keras.callbacks.Callback):
-        """Atomically save last/best checkpoints, the history and the resume state."""
+        """Save each finished epoch, the history and the resume state (see :class:`RunPaths`)."""
+
+        batches = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self.batches = 0
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            self.batches = batch + 1
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            steps = self.params.get("steps")
+            if steps and self.batches < steps:
+                # Keras ends an epoch cut short by Ctrl-C like a finished one. It is not:
+                # keep the last finished epoch, and --resume trains this one again.
+                return
             logs = dict(logs or {})
             logs["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
             for key, value in logs.items():
                 state["history"].setdefault(key, []).append(float(value))
+            name = f"epoch-{epoch + 1:04d}.keras"
+            save(self.model, paths.checkpoints / name)
             score = float(logs.get("val_accuracy", 0.0))
-            if score > state["best_score"]:
-                state["best_score"], state["best_epoch"] = score, epoch + 1
-                with atomic_path(paths.best) as tmp:
-                    self.model.save(tmp)
-            with atomic_path(paths.last) as tmp:
-                self.model.save(tmp)
+            improved = score > state["best_score"]
+            if improved:
+                state["best_score"], state["best_epoch"], state["best"] = score, epoch + 1, name
+            state["last"] = name
             state["epoch"] = epoch + 1
             state["wall_time_s"] = state["wall_before"] + time.perf_counter() - state["t0"]
+            if not chief:
+                return
+            # History first: resume cuts it to state.json's epoch count if a kill falls between.
             write_json(paths.history, state["history"])
             write_json(paths.state, {k: v for k, v in state.items() if k not in ("history", "t0")})
+            _link_or_copy(paths.checkpoints / name, paths.last)
+            if improved:
+                _link_or_copy(paths.checkpoints / name, paths.best)
+            keep = {state["last"], state.get("best")}
+            for old in paths.checkpoints.glob("epoch-*.keras"):
+                if old.name not in keep:
+                    old.unlink(missing_ok=True)
 
     return Checkpoint()
 
 
+class _StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM, which it remembers."""
+
+    signum: int = signal.SIGINT
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def throughput_callback(keras: Any, images_per_epoch: int) -> Any:
+    """Return a callback that adds the epoch's training images/s to its logs (``images_per_s``).
+
+    Keras prints it with the epoch's loss and accuracy, and the history keeps it. The clock
+    runs from the epoch's start to the start of validation, so evaluating the selection split
+    does not count.
+    """
+
+    class EpochThroughput(keras.callbacks.Callback):
+        """Time the training part of every epoch."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.perf_counter()
+            self.trained: float | None = None
+
+        def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+            if self.trained is None:
+                self.trained = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            seconds = (self.trained or time.perf_counter()) - self.started
+            if logs is not None:
+                logs["images_per_s"] = images_per_epoch / max(seconds, 1e-9)
+
+    return EpochThroughput()
+
+
+def compile_model(
+    model: Any,
+    learning_rate: Any,
+    label_smoothing: float = 0.0,
+    plan: PrecisionPlan | None = None,
+    jit_compile: bool = False,
+) -> None:
+    """Compile ``model`` as ``fer-edge train`` does: Adam, categorical cross-entropy, accuracy.
+
+    Call it inside the strategy scope the model was built in.
+
+    Args:
+        model: a ``tf_keras`` model.
+        learning_rate: a rate or a ``keras.optimizers.schedules`` schedule.
+        label_smoothing: label smoothing of the cross-entropy.
+        plan: the precision plan (loss scaling for float16); ``None``: float32.
+        jit_compile: compile the train step with XLA.
+    """
+    _, keras = tf_and_keras()
+    optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(
+        optimizer=wrap_optimizer(optimizer, plan or PrecisionPlan()),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+
+
 @contextlib.contextmanager
-def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, threading.Event]]:
-    """Turn the first Ctrl-C into "stop after this batch"; a second one stops at once.
+def _sigterm_raises() -> Iterator[None]:
+    """Make SIGTERM raise like Ctrl-C (the CLI then says "interrupted" and exits 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, _StopRequest]]:
+    """Turn the first Ctrl-C or SIGTERM into "stop after this batch"; a second one stops at once.
 
     A KeyboardInterrupt raised inside TensorFlow's C++ code can leave fit() hung at exit, so
     the signal only sets a flag that a callback turns into ``model.stop_training``.
     """
-    requested = threading.Event()
+    requested = _StopRequest()
 
     class StopOnInterrupt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -168,17 +326,19 @@ def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, threading.Event]]:
                 self.model.stop_training = True
 
     def handler(signum: int, frame: Any) -> None:
+        requested.signum = signum
         requested.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _raise_interrupted)
         print("\nstopping after this batch (Ctrl-C again to stop now)", file=sys.stderr)
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, handler) if in_main else None
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS} if in_main else {}
     try:
         yield StopOnInterrupt(), requested
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _learning_rate(keras: Any, options: TrainOptions, steps_per_epoch: int) -> Any:
@@ -205,13 +365,36 @@ def _evaluate(
 def load_options_for_resume(out: str | Path) -> TrainOptions:
     """Return the options an interrupted run in ``out`` was started with."""
     paths = RunPaths(out)
-    if not paths.state.is_file() or not paths.last.is_file():
+    state = json.loads(paths.state.read_text()) if paths.state.is_file() else None
+    if state is None or not paths.checkpoint(state, "last").is_file():
         raise FerEdgeError(f"--resume: no checkpoint in {paths.out} (expected {paths.last.name})")
-    return TrainOptions.from_dict(json.loads(paths.state.read_text())["options"])
+    return TrainOptions.from_dict(state["options"])
 
 
-def train(options: TrainOptions, resume: bool = False, verbose: int | None = None) -> TrainResult:
+def _epochs_in(model: Any, state: dict[str, Any], steps: int) -> int:
+    """Return the finished epochs a resumed checkpoint really holds.
+
+    Before issue 16 a Ctrl-C mid-epoch was saved as a finished epoch; the optimizer's step
+    count in the checkpoint tells (``state.json`` from then on always matches it).
+    """
+    iterations = int(model.optimizer.iterations.numpy())
+    done = min(state["epoch"], iterations // steps)
+    if done < state["epoch"]:
+        print(
+            f"resume: the checkpoint holds {done} finished epochs and part of the next "
+            f"({iterations} steps of {steps} per epoch); epoch {done + 1} is trained again",
+            file=sys.stderr,
+        )
+    return done
+
+
+def train(
+    options: TrainOptions, resume: bool = False, verbose: int | None = None
+) -> TrainResult | None:
     """Train a registry model and write the run folder.
+
+    Under ``--strategy multi-worker`` every worker runs this with the same options; only the
+    chief writes to ``out``.
 
     Args:
         options: what to train on and how.
@@ -220,20 +403,34 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
             otherwise).
 
     Returns:
-        The :class:`TrainResult`. ``out`` then holds model.keras, history.json, metrics.json,
+        The :class:`TrainResult`, or ``None`` in a worker that is not the chief. ``out`` then
+        holds model.keras (float32 whatever ``precision``), history.json, metrics.json,
         class_distribution.png, training_curves.png, confusion_matrix.png, checkpoints/ and
         TensorBoard logs/.
 
     Raises:
-        FerEdgeError: bad options or data; an existing run folder without ``resume``.
-        KeyboardInterrupt: after the last finished epoch was checkpointed.
+        FerEdgeError: bad options or data; an existing run folder without ``resume``; an
+            ``out`` that is a file or cannot be created.
+        Interrupted: Ctrl-C or SIGTERM, after the last finished epoch was checkpointed (a
+            ``KeyboardInterrupt``).
     """
+    with _sigterm_raises():
+        return _train(options, resume, verbose)
+
+
+def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult | None:
     tf, keras = tf_and_keras()
     family = get_family(options.model)
     if options.schedule not in SCHEDULES:
         raise FerEdgeError(f"--schedule: choose from {', '.join(SCHEDULES)}")
+    # Before any other TensorFlow work: a multi-worker strategy configures the runtime.
+    distribution = make_distribution(options.strategy)
+    chief = distribution.chief
+    plan = plan_precision(options.precision)
     paths = RunPaths(options.out)
-    if not resume and paths.state.exists():
+    if chief:
+        check_output_folder(paths.out, "--out")
+    if chief and not resume and paths.state.exists():
         raise FerEdgeError(
             f"--out: {paths.out} already holds a run; pass --resume to continue it or choose "
             "another folder"
@@ -258,24 +455,27 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
         options.seed,
     )
     select_ds = make_dataset(select_split.images, select_split.labels, spec, len(labels), 256)
+    if distribution.name == "multi-worker":
+        train_ds, select_ds = shard_by_data(train_ds), shard_by_data(select_ds)
     steps = int(np.ceil(len(fit_split) / options.batch_size))
 
+    with distribution.strategy.scope():
+        if resume:
+            state = json.loads(paths.state.read_text())
+            model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
+        else:
+            extra = dict(options.model_options)
+            if options.weights:
+                extra["weights"] = options.weights
+            model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
+            model = apply_precision(model, plan)
+            lr = _learning_rate(keras, options, steps)
+            compile_model(model, lr, options.label_smoothing, plan)
     if resume:
-        model = keras.models.load_model(paths.last, compile=True)
-        state = json.loads(paths.state.read_text())
-        state["history"] = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        state["epoch"] = _epochs_in(model, state, steps)
+        history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        state["history"] = {key: values[: state["epoch"]] for key, values in history.items()}
     else:
-        paths.out.mkdir(parents=True, exist_ok=True)
-        paths.checkpoints.mkdir(exist_ok=True)
-        extra = dict(options.model_options)
-        if options.weights:
-            extra["weights"] = options.weights
-        model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
-        model.compile(
-            optimizer=keras.optimizers.Adam(_learning_rate(keras, options, steps)),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing),
-            metrics=["accuracy"],
-        )
         state = {
             "options": options.to_dict(),
             "epoch": 0,
@@ -284,6 +484,9 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
             "wall_time_s": 0.0,
             "history": {},
         }
+    if chief and not resume:
+        paths.out.mkdir(parents=True, exist_ok=True)
+        paths.checkpoints.mkdir(exist_ok=True)
         counts = {
             "train (fit)": _counts(fit_split, labels),
             "train (select)": _counts(select_split, labels),
@@ -295,9 +498,12 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
     state["t0"], state["wall_before"] = time.perf_counter(), state.get("wall_time_s", 0.0)
 
     callbacks = [
-        _checkpoint_callback(keras, paths, state),
-        keras.callbacks.TensorBoard(str(paths.logs), profile_batch=0),
+        # First, so the checkpoint callback records images/s in the history.
+        throughput_callback(keras, len(fit_split)),
+        _checkpoint_callback(keras, paths, state, chief),
     ]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(str(paths.logs), profile_batch=0))
     if options.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=5))
     if options.patience:
@@ -311,10 +517,15 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
     )
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
+    todo = (
+        f"epochs {state['epoch'] + 1}-{options.epochs}"
+        if state["epoch"] < options.epochs
+        else f"all {options.epochs} epochs done, writing the reports"
+    )
     print(
         f"{options.model}: {model.count_params():,} params, {count_macs(model) / 1e6:.1f} M MACs; "
-        f"fit {len(fit_split)}, select {len(select_split)}; "
-        f"epochs {state['epoch'] + 1}-{options.epochs}",
+        f"fit {len(fit_split)}, select {len(select_split)}; {todo}; "
+        f"{distribution.describe()}, batch {options.batch_size}; {plan.describe()}",
         file=sys.stderr,
     )
     with _graceful_interrupt(keras) as (stopper, requested):
@@ -332,12 +543,14 @@ def train(options: TrainOptions, resume: bool = False, verbose: int | None = Non
             requested.set()
     if requested.is_set():
         print(
-            f"interrupted: epoch {state['epoch']} is checkpointed in {paths.last}; "
+            f"interrupted: epoch {state['epoch']} is checkpointed in {paths.checkpoints}; "
             f"continue with: fer-edge train --out {paths.out} --resume",
             file=sys.stderr,
         )
-        raise KeyboardInterrupt
-    return finish_run(paths, dataset, spec, options)
+        raise Interrupted(requested.signum)
+    result = finish_run(paths, dataset, spec, options) if chief else None
+    distribution.wait_for_all()
+    return result
 
 
 def _counts(split: Split, labels: tuple[str, ...]) -> dict[str, int]:
@@ -348,11 +561,16 @@ def _counts(split: Split, labels: tuple[str, ...]) -> dict[str, int]:
 def finish_run(
     paths: RunPaths, dataset: Dataset, spec: InputSpec, options: TrainOptions
 ) -> TrainResult:
-    """Turn the best checkpoint into model.keras with metadata, metrics.json and plots."""
+    """Turn the best checkpoint into model.keras with metadata, metrics.json and plots.
+
+    model.keras is always float32: a mixed-precision checkpoint gets a float32 twin (same
+    layers and weights), which is also what the reports are measured on.
+    """
     _, keras = tf_and_keras()
     state = json.loads(paths.state.read_text())
     history = json.loads(paths.history.read_text())
-    best = keras.models.load_model(paths.best, compile=False)
+    checkpoint = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
+    best = to_float32(checkpoint)
     labels = dataset.classes
     _, select_split = _split_for_selection(dataset.split("train"), options)
     select_metrics = _evaluate(best, select_split, spec, labels)
@@ -367,7 +585,10 @@ def finish_run(
         extra={"params": params, "macs": macs, "best_epoch": state["best_epoch"]},
     )
     with atomic_path(paths.model) as tmp:
-        shutil.copyfile(paths.best, tmp)
+        if best is checkpoint:
+            shutil.copyfile(paths.best, tmp)
+        else:
+            best.save(tmp)
         add_to_zip_model(tmp, meta)
     report = {
         "model": options.model,

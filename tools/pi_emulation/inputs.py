@@ -66,23 +66,12 @@ def train_tiny_int8(
     """
     from fer_edge.convert.export import to_tflite, write_tflite
     from fer_edge.preprocess import normalize
-    from fer_edge.train.tfcompat import tf_and_keras
+    from fer_edge.train.tiny import build_tiny_cnn, fit_tiny
 
-    _, keras = tf_and_keras()
-    keras.utils.set_random_seed(seed)
-    inputs = normalize(images)
-    layers = keras.layers
-    face = keras.Input((48, 48, 1))
-    x = layers.Conv2D(16, 3, strides=2, activation="relu")(face)
-    x = layers.Conv2D(32, 3, strides=2, activation="relu")(x)
-    x = layers.Conv2D(64, 3, strides=2, activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    head = layers.Dense(len(FER2013_CLASSES), activation="softmax")
-    model = keras.Model(face, head(x))
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(inputs, labels, batch_size=32, epochs=epochs, verbose=0, shuffle=True)
-    head.set_weights([w * sharpen for w in head.get_weights()])
-    flatbuffer = to_tflite(model, "int8", representative=inputs[:: max(1, len(inputs) // 100)])
+    model = build_tiny_cnn((16, 32, 64), len(FER2013_CLASSES), seed=seed)
+    fit_tiny(model, images, labels, epochs, sharpen=sharpen)
+    representative = normalize(images[:: max(1, len(images) // 100)])
+    flatbuffer = to_tflite(model, "int8", representative=representative)
     meta = ModelMeta(FER2013_CLASSES, name="pi-emulation-tiny", extra={"purpose": "pi-emulation"})
     return write_tflite(path, flatbuffer, meta)
 

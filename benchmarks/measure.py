@@ -21,23 +21,29 @@ from tqdm import tqdm
 from fer_edge import __version__
 from fer_edge.bench.config import BenchConfig
 from fer_edge.bench.environment import collect_environment, load_average
-from fer_edge.bench.evalset import EvalSet, eval_key, latency_faces, load_eval_set
-from fer_edge.bench.latency import LatencyResult, ModelTimer, make_crops, measure_interleaved
-from fer_edge.bench.models import ModelInfo, describe_model, display_names, expand_model_paths
+from fer_edge.bench.latency import (
+    LatencyResult,
+    ModelTimer,
+    latency_faces,
+    make_crops,
+    measure_interleaved,
+)
+from fer_edge.bench.modelfiles import ModelInfo, describe_model, display_names, expand_model_paths
 from fer_edge.bench.pairing import Pairing, pair_models
 from fer_edge.bench.results import (
+    AccuracyRow,
     BenchReport,
     Comparison,
     DataInfo,
-    Evaluation,
     ResultRow,
     Skip,
 )
 from fer_edge.bench.stats import difference, ratio
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
-from fer_edge.errors import FerEdgeError
-from fer_edge.metrics import agreement, classification_metrics
-from fer_edge.runtime import RUNTIME_CHOICES, Runtime, load_runtime
+from fer_edge.errors import FerEdgeError, first_line
+from fer_edge.evaluate import EvalSet, eval_key, evaluate, load_eval_set
+from fer_edge.metrics import ClassificationMetrics, agreement
+from fer_edge.runtime import Runtime, check_runtime_name, load_runtime
 
 # What a runtime raises for a model it cannot run (old op versions, a missing delegate).
 _MODEL_ERRORS = (FerEdgeError, RuntimeError, ValueError)
@@ -80,11 +86,8 @@ def load_runtimes(names: tuple[str, ...]) -> tuple[list[Runtime], list[Skip]]:
     Raises:
         FerEdgeError: an unknown runtime name, or none of them loads.
     """
-    unknown = [n for n in names if n not in RUNTIME_CHOICES]
-    if unknown:
-        raise FerEdgeError(
-            f"--runtime: unknown runtime {unknown[0]!r}; choose from {', '.join(RUNTIME_CHOICES)}"
-        )
+    for name in names:
+        check_runtime_name(name)
     loaded: dict[str, Runtime] = {}
     skipped: list[Skip] = []
     for name in names:
@@ -122,7 +125,37 @@ def _describe_models(
             notes.append(f"added {name} to the run as the float parent of a benched model")
         info = describe_model(pairing.model, name)
         infos.append(replace(info, parent=pairing.parent, pairing=pairing.reason, added=added))
+    names = {info.path.resolve(): info.name for info in infos}
+    infos = [
+        replace(i, parent_name=names.get(i.parent.resolve()) if i.parent else None) for i in infos
+    ]
     return infos, notes
+
+
+def with_tta_variants(infos: list[ModelInfo], modes: tuple[str, ...]) -> list[ModelInfo]:
+    """Add a ``NAME+MODE`` row per model and TTA mode other than ``none``.
+
+    A variant's ratios and accuracy delta are taken against the same model without TTA, so the
+    table shows what the augmentation gains and what it costs per face.
+    """
+    out = []
+    for info in infos:
+        if "none" in modes:
+            out.append(info)
+        for mode in modes:
+            if mode != "none":
+                out.append(
+                    replace(
+                        info,
+                        name=f"{info.name}+{mode}",
+                        tta=mode,
+                        parent=info.path,
+                        parent_name=info.name if "none" in modes else None,
+                        pairing="tta",
+                        added=False,
+                    )
+                )
+    return out
 
 
 @contextmanager
@@ -134,11 +167,8 @@ def _bar(total: int, enabled: bool, desc: str) -> Iterator[Any]:
 def _classifier(
     info: ModelInfo, runtime: Runtime, threads: int, delegate: str | None
 ) -> FaceClassifier:
-    return FaceClassifier(info.path, ClassifierOptions(threads, runtime.name, delegate), runtime)
-
-
-def _predict(classifier: FaceClassifier, images: np.ndarray) -> np.ndarray:
-    return np.argmax(classifier.probabilities_batch(images), axis=1)
+    options = ClassifierOptions(threads, runtime.name, delegate, info.tta)
+    return FaceClassifier(info.path, options, runtime)
 
 
 def bench(options: BenchOptions) -> BenchReport:
@@ -163,6 +193,9 @@ def bench(options: BenchOptions) -> BenchReport:
             raise FerEdgeError(f"--baseline: {baseline} is not a .tflite file")
     requested = expand_model_paths(options.models)
     models, notes = _describe_models(requested, baseline)
+    models = with_tta_variants(models, config.tta)
+    if any(m.tta != "none" for m in models) and "none" in config.tta:
+        notes.append("+flip rows are compared with the same model without TTA")
     runtimes, skipped = load_runtimes(config.runtimes)
     environment = collect_environment()
 
@@ -229,22 +262,20 @@ def _evaluate(
     threads = max(options.config.threads)
     predictions: dict[str, np.ndarray] = {}
     usable: list[ModelInfo] = []
-    by_path = {m.path.resolve(): m for m in report.models}
-    metrics = {}
+    by_name = {m.name: m for m in report.models}
+    metrics: dict[str, ClassificationMetrics] = {}
     for info in report.models:
         try:
             classifier = _classifier(info, runtime, threads, options.delegate)
-            eval_set = eval_sets[eval_key(info.meta)]
-            predictions[info.name] = _predict(classifier, eval_set.images)
+            evaluation = evaluate(classifier, eval_sets[eval_key(info.meta)])
         except _MODEL_ERRORS as exc:
-            report.skipped.append(Skip(runtime.name, info.name, _one_line(exc)))
+            report.skipped.append(Skip(runtime.name, info.name, first_line(exc)))
             continue
         usable.append(info)
-        metrics[info.name] = classification_metrics(
-            eval_set.labels, predictions[info.name], info.meta.labels
-        )
+        predictions[info.name] = evaluation.predictions
+        metrics[info.name] = evaluation.metrics
     for info in usable:
-        parent = by_path.get(info.parent.resolve()) if info.parent else None
+        parent = by_name.get(info.parent_name) if info.parent_name else None
         agree = None
         if parent is not None and parent.name in predictions:
             if parent.meta.labels == info.meta.labels:
@@ -252,7 +283,7 @@ def _evaluate(
             else:
                 report.notes.append(f"{info.name}: labels differ from {parent.name}; no agreement")
         report.evaluations.append(
-            Evaluation(
+            AccuracyRow(
                 model=info.name,
                 runtime=runtime.name,
                 threads=threads,
@@ -286,7 +317,7 @@ def _time(
             timers.append(ModelTimer(classifier, interpreter, crops))
         except _MODEL_ERRORS as exc:
             if not any(s.runtime == runtime.name and s.model == info.name for s in report.skipped):
-                report.skipped.append(Skip(runtime.name, info.name, _one_line(exc)))
+                report.skipped.append(Skip(runtime.name, info.name, first_line(exc)))
             continue
         timed.append(info)
     if not timers:
@@ -294,11 +325,11 @@ def _time(
     latencies = measure_interleaved(timers, config.warmup, config.repeats, config.rounds)
     dtypes = {i.name: str(t.classifier.input_dtype) for i, t in zip(timed, timers, strict=True)}
     evals = {e.model: e for e in report.evaluations if e.runtime == runtime.name}
-    by_path = {m.path.resolve(): m for m in timed}
+    timed_by_name = {m.name: m for m in timed}
     by_name = dict(zip((m.name for m in timed), latencies, strict=True))
     for info, latency in zip(timed, latencies, strict=True):
         ev = evals.get(info.name)
-        parent = by_path.get(info.parent.resolve()) if info.parent else None
+        parent = timed_by_name.get(info.parent_name) if info.parent_name else None
         report.rows.append(
             ResultRow(
                 model=info.name,
@@ -320,10 +351,10 @@ def _time(
 def _compare(
     info: ModelInfo,
     latency: LatencyResult,
-    ev: Evaluation | None,
+    ev: AccuracyRow | None,
     parent: ModelInfo | None,
     latencies: dict[str, LatencyResult],
-    evals: dict[str, Evaluation],
+    evals: dict[str, AccuracyRow],
 ) -> Comparison | None:
     if parent is None or parent.name not in latencies:
         return None
@@ -345,8 +376,3 @@ def _compare(
         ),
         agreement=ev.agreement if ev else None,
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -8,16 +8,11 @@ so pairing falls back to ``--baseline`` and then to a card with ``method: float`
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from fer_edge.modelmeta import sidecar_path
-
-FLOAT_METHOD = "float"
+from fer_edge.card import ModelCard, read_card
 
 
 @dataclass(frozen=True)
@@ -38,26 +33,6 @@ class Pairing:
     note: str = ""
 
 
-def read_card(model_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Return the model card beside ``model_path`` as a dict, or ``None`` if absent or unreadable.
-
-    Bench must keep going on a hand-copied model without its card, so a bad card is treated
-    as no card rather than an error.
-    """
-    card = sidecar_path(model_path)
-    try:
-        data = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def card_method(card: dict[str, Any] | None) -> str | None:
-    """Return the card's ``method`` string, or ``None``."""
-    method = (card or {}).get("method")
-    return str(method) if isinstance(method, str) and method else None
-
-
 def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
@@ -75,7 +50,7 @@ def find_parent(
     model: Path,
     candidates: Sequence[Path],
     baseline: Path | None = None,
-    cards: dict[Path, dict[str, Any] | None] | None = None,
+    cards: dict[Path, ModelCard | None] | None = None,
 ) -> Pairing:
     """Choose the float parent of one model.
 
@@ -94,7 +69,7 @@ def find_parent(
     """
     cards = {} if cards is None else cards
 
-    def card_of(path: Path) -> dict[str, Any] | None:
+    def card_of(path: Path) -> ModelCard | None:
         key = path.resolve()
         if key not in cards:
             cards[key] = read_card(path)
@@ -104,26 +79,27 @@ def find_parent(
         return Pairing(model, None, "reference")
     card = card_of(model)
     note = ""
-    float_name = (card or {}).get("float_model")
-    if isinstance(float_name, str) and float_name:
+    float_name = card.float_model if card else None
+    if float_name:
         named = model.parent / Path(float_name).name
         if _same(named, model):
             return Pairing(model, None, "reference")
         if named.is_file():
             return Pairing(model, named, "card")
         note = f"{model.name}: its card names float model {named.name}, which is missing"
-    if card_method(card) == FLOAT_METHOD:
+    if card is not None and card.is_float_reference:
         return Pairing(model, None, "reference", note)
     if baseline is not None:
         return Pairing(model, baseline, "baseline", note)
-    source = (card or {}).get("source")
+    source = card.source if card else ""
     if source:
         for other in candidates:
             other_card = card_of(other)
             if (
                 not _same(other, model)
-                and card_method(other_card) == FLOAT_METHOD
-                and (other_card or {}).get("source") == source
+                and other_card is not None
+                and other_card.is_float_reference
+                and other_card.source == source
             ):
                 return Pairing(model, other, "source", note)
     return Pairing(model, None, "unpaired", note)
@@ -140,5 +116,5 @@ def pair_models(models: Sequence[Path], baseline: Path | None = None) -> list[Pa
         One :class:`Pairing` per model, in order.
     """
     candidates = _candidates(list(models))
-    cards: dict[Path, dict[str, Any] | None] = {}
+    cards: dict[Path, ModelCard | None] = {}
     return [find_parent(m, candidates, baseline, cards) for m in models]

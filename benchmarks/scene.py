@@ -33,8 +33,8 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.bench.environment import Environment, collect_environment
-from fer_edge.bench.pipeline import _device_runner
-from fer_edge.bench.report import render_markdown_table, render_text_table
+from fer_edge.bench.loop import _device_runner
+from fer_edge.bench.render import render_markdown_table, render_text_table
 from fer_edge.errors import FerEdgeError
 
 SCENE_SCHEMA = "fer-edge-bench-scene/1"

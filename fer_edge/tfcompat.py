@@ -18,3 +18,14 @@ def tf_and_keras() -> tuple[ModuleType, ModuleType]:
     import tf_keras as keras
 
     return tf, keras
+
+
+def tfmot() -> ModuleType:
+    """Return ``tensorflow_model_optimization``, imported after :func:`tf_and_keras`.
+
+    tfmot reads the Keras choice when it is first imported, so it must come second.
+    """
+    tf_and_keras()
+    import tensorflow_model_optimization
+
+    return tensorflow_model_optimization

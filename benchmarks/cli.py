@@ -1,4 +1,4 @@
-"""``fer-edge bench``: a thin click command over :func:`fer_edge.bench.runner.bench`.
+"""``fer-edge bench``: a thin click command over :func:`fer_edge.bench.measure.bench`.
 
 Never imports TensorFlow (unless ``--runtime tf`` asks for it): it runs on a Pi with only the
 device extra.
@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
+from fer_edge.atomic import check_output_file
+from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.runtime import check_threads
+
+#: Report options and their flags, checked before any model runs.
+OUTPUTS = {"json_path": "--json", "markdown": "--markdown", "plot": "--plot"}
 
 
 def _path(value: str | None) -> Path | None:
@@ -28,10 +34,16 @@ def _config(options: dict[str, Any]) -> Any:
     overrides: dict[str, Any] = {}
     if options["threads"]:
         overrides["threads"] = parse_int_list(options["threads"], "--threads")
+        for threads in overrides["threads"]:
+            check_threads(threads)
     if options["runtime"]:
         overrides["runtimes"] = parse_name_list(options["runtime"])
         if not overrides["runtimes"]:
             raise FerEdgeError("--runtime: empty runtime list")
+    if options["tta"]:
+        overrides["tta"] = parse_name_list(options["tta"])
+        if not overrides["tta"]:
+            raise FerEdgeError("--tta: empty list")
     for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
         if options[key] is not None:
             overrides[key] = options[key]
@@ -56,15 +68,25 @@ def _config(options: dict[str, Any]) -> Any:
     "--runtime",
     help="auto, litert, tflite_runtime or tf; a comma list compares them side by side.",
 )
+@click.option(
+    "--tta",
+    help="Test-time augmentation modes, e.g. none,flip: a +flip row per model shows the "
+    "accuracy gain and the per-face cost of mirroring.",
+)
 @click.option("--baseline", type=click.Path(), help="Float model to compare with, where no card.")
-@click.option("--config", type=click.Path(), help="Benchmark config JSON (see benchmarks/).")
+@click.option(
+    "--config",
+    help="A shipped configuration by name (default, ci, fer2013-val, peers, pi4) or a JSON file.",
+)
 @click.option("--warmup", type=int, help="Untimed calls per model before timing.")
 @click.option("--repeats", type=int, help="Timed calls per model, runtime and thread count.")
 @click.option("--limit", type=int, help="Score a seeded sample of at most N images.")
 @click.option("--crop-size", type=int, help="End-to-end input crop size in pixels (0: 48 gray).")
-@click.option("--min-accuracy", type=float, help="Fail if any model scores below this (0-1).")
 @click.option(
-    "--min-agreement", type=float, help="Fail if a model agrees with its float parent less."
+    "--min-accuracy", type=FiniteFloat(), help="Fail if any model scores below this (0-1)."
+)
+@click.option(
+    "--min-agreement", type=FiniteFloat(), help="Fail if a model agrees with its float parent less."
 )
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run on a Coral Edge TPU.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
@@ -112,6 +134,9 @@ def bench_cmd(**options: Any) -> None:
       fer-edge bench --scene ../shared/data/fer2013/val --limit 300 --per-frame 3
     """
     progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
+    for key, flag in OUTPUTS.items():
+        if options[key]:
+            check_output_file(options[key], flag)
     if options["scene"] is not None:
         _scene(options)
         return
@@ -127,8 +152,8 @@ def bench_cmd(**options: Any) -> None:
             name = "--model" if flag == "pipeline_model" else f"--{flag.replace('_', '-')}"
             raise FerEdgeError(f"{name} only applies with --pipeline")
 
-    from fer_edge.bench.report import format_table, write_markdown, write_plot, write_report_json
-    from fer_edge.bench.runner import BenchOptions, bench
+    from fer_edge.bench.measure import BenchOptions, bench
+    from fer_edge.bench.render import format_table, write_markdown, write_plot, write_report_json
 
     report = bench(
         BenchOptions(
@@ -176,7 +201,7 @@ def _emit(report: Any, options: dict[str, Any]) -> None:
 
 
 def _pipeline(options: dict[str, Any]) -> None:
-    from fer_edge.bench.pipeline import PipelineBenchOptions, bench_pipeline
+    from fer_edge.bench.loop import PipelineBenchOptions, bench_pipeline
 
     if options["models"]:
         raise FerEdgeError("--pipeline takes its model from --model, not MODELS")

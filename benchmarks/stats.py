@@ -37,11 +37,6 @@ class LatencyStats:
         """Return a JSON-ready dict."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatencyStats:
-        """Build stats from :meth:`to_dict` output."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
 
 def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
     """Return the ``q``-th percentile (0-100) with linear interpolation.

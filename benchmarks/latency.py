@@ -21,6 +21,9 @@ import numpy as np
 
 from fer_edge.bench.stats import LatencyStats, summarize_ns
 from fer_edge.classifier import FaceClassifier
+from fer_edge.evaluate import EvalSet
+from fer_edge.labels import FER2013_CLASSES
+from fer_edge.synthetic import synthetic_images
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,19 @@ def measure_interleaved(
         for timer in timers:
             timer.run(chunk)
     return [timer.result() for timer in timers]
+
+
+def latency_faces(eval_set: EvalSet | None, count: int, seed: int = 0) -> np.ndarray:
+    """Pick ``count`` faces to time with: from the split if there is one, else generated ones.
+
+    Generated faces keep ``fer-edge bench`` doing real work on a machine without a dataset;
+    latency does not depend on what the pixels show.
+    """
+    if eval_set is not None and len(eval_set.images):
+        rng = np.random.default_rng(seed)
+        size = min(count, len(eval_set.images))
+        pick = rng.choice(len(eval_set.images), size=size, replace=False)
+        return eval_set.images[np.sort(pick)]
+    per_class = -(-count // len(FER2013_CLASSES))
+    images, _ = synthetic_images(per_class, seed=seed)
+    return images[np.random.default_rng(seed).permutation(len(images))[:count]]

@@ -8,7 +8,7 @@ from typing import Any
 from fer_edge.bench.config import BenchConfig
 from fer_edge.bench.environment import Environment
 from fer_edge.bench.latency import LatencyResult
-from fer_edge.bench.models import ModelInfo
+from fer_edge.bench.modelfiles import ModelInfo
 from fer_edge.metrics import ClassificationMetrics
 
 #: Bumped when a key is renamed or removed (adding keys keeps the version).
@@ -47,7 +47,7 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class AccuracyRow:
     """Accuracy of one model under one runtime.
 
     Attributes:
@@ -201,7 +201,7 @@ class BenchReport:
     models: list[ModelInfo]
     runtimes: list[dict[str, str]]
     rows: list[ResultRow] = field(default_factory=list)
-    evaluations: list[Evaluation] = field(default_factory=list)
+    evaluations: list[AccuracyRow] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     load_after: float | None = None

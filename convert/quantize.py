@@ -9,22 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fer_edge.train.tfcompat import tf_and_keras
-
-
-def _tfmot() -> Any:
-    tf_and_keras()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+from fer_edge.tfcompat import tf_and_keras, tfmot
 
 
 def output_quantize_config_class() -> type:
     """Return the QuantizeConfig class that quantises only a layer's output (8 bit)."""
-    tfmot = _tfmot()
-    quantizers = tfmot.quantization.keras.quantizers
+    qk = tfmot().quantization.keras
+    quantizers = qk.quantizers
 
-    class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    class OutputQuantizeConfig(qk.QuantizeConfig):  # type: ignore[name-defined]
         """Quantise a weightless layer's output with a moving-average 8-bit quantizer."""
 
         def get_weights_and_quantizers(self, layer: Any) -> list:
@@ -65,8 +58,7 @@ def _needs_output_config(layer: Any) -> bool:
 
 def annotate(model: Any) -> Any:
     """Return ``model`` annotated for quantisation (every layer; custom configs where needed)."""
-    tfmot = _tfmot()
-    qk = tfmot.quantization.keras
+    qk = tfmot().quantization.keras
     config_class = output_quantize_config_class()
 
     def clone(layer: Any) -> Any:
@@ -83,7 +75,7 @@ def annotate(model: Any) -> Any:
 
 def quantize_scope() -> Any:
     """Return the scope under which annotated models are applied, saved and loaded."""
-    qk = _tfmot().quantization.keras
+    qk = tfmot().quantization.keras
     return qk.quantize_scope({"OutputQuantizeConfig": output_quantize_config_class()})
 
 
@@ -93,7 +85,7 @@ def qat_model(model: Any, scheme: Any = None) -> Any:
     Pass ``tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()`` for a pruned
     model, so its sparsity survives quantisation.
     """
-    qk = _tfmot().quantization.keras
+    qk = tfmot().quantization.keras
     annotated = annotate(model)
     with quantize_scope():
         return (

@@ -213,7 +213,7 @@ def write_plot(report: BenchReport, path: str | os.PathLike[str]) -> str:
     for row in points:
         ax.scatter(
             row.latency.end_to_end.median_ms,
-            100 * row.accuracy,
+            100 * (row.accuracy or 0.0),
             color=colors[models.index(row.model)],
             marker=markers[runtimes.index(row.runtime) % len(markers)],
             s=60,
@@ -222,7 +222,7 @@ def write_plot(report: BenchReport, path: str | os.PathLike[str]) -> str:
         )
         ax.annotate(
             f"{row.threads}t",
-            (row.latency.end_to_end.median_ms, 100 * row.accuracy),
+            (row.latency.end_to_end.median_ms, 100 * (row.accuracy or 0.0)),
             textcoords="offset points",
             xytext=(5, 4),
             fontsize=7,

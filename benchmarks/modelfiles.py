@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib.resources
 import os
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_edge.bench.pairing import card_method, read_card
+from fer_edge.card import gzip_size, read_card
 from fer_edge.errors import FerEdgeError
 from fer_edge.modelmeta import ModelMeta, read_meta
 
@@ -30,6 +29,9 @@ class ModelInfo:
         parent: the float parent's path, or ``None``.
         pairing: how the parent was found (see :class:`fer_edge.bench.pairing.Pairing`).
         added: True if the model was not asked for but benched as another model's parent.
+        tta: the test-time augmentation it runs with (``none`` or ``flip``).
+        parent_name: the display name of the model its ratios are taken against: the float
+            parent, or for a TTA variant the same model without TTA.
     """
 
     path: Path
@@ -42,6 +44,8 @@ class ModelInfo:
     parent: Path | None = None
     pairing: str = "unpaired"
     added: bool = False
+    tta: str = "none"
+    parent_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -57,12 +61,9 @@ class ModelInfo:
             "float_model": str(self.parent) if self.parent else None,
             "pairing": self.pairing,
             "added_as_parent": self.added,
+            "tta": self.tta,
+            "compared_with": self.parent_name,
         }
-
-
-def gzip_size(data: bytes) -> int:
-    """Return the gzip -9 size of ``data`` (deterministic: no name or time in the header)."""
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
 def describe_model(path: Path, name: str | None = None) -> ModelInfo:
@@ -73,12 +74,12 @@ def describe_model(path: Path, name: str | None = None) -> ModelInfo:
     """
     meta = read_meta(path)
     data = path.read_bytes()
-    card = read_card(path) or {}
-    sparsity = card.get("sparsity")
+    card = read_card(path)
+    sparsity = card.sparsity if card else None
     return ModelInfo(
         path=path,
         name=name or path.stem,
-        method=card_method(card) or "",
+        method=card.method if card else "",
         size_bytes=len(data),
         gzip_bytes=gzip_size(data),
         sparsity=float(sparsity) if isinstance(sparsity, int | float) else None,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fer_edge.preprocess import InputSpec, normalize
-from fer_edge.train.tfcompat import tf_and_keras
+from fer_edge.tfcompat import tf_and_keras
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from fer_edge import __version__
 from fer_edge.bench.environment import Environment, collect_environment
-from fer_edge.bench.report import render_markdown_table, render_text_table
+from fer_edge.bench.render import render_markdown_table, render_text_table
 from fer_edge.bench.results import Skip
 from fer_edge.errors import FerEdgeError
 
@@ -158,7 +158,7 @@ def bench_pipeline(options: PipelineBenchOptions) -> PipelineReport:
     """
     if not options.source:
         raise FerEdgeError("--pipeline needs --source VIDEO (a video file, folder or camera)")
-    from fer_edge.bench.runner import load_runtimes
+    from fer_edge.bench.measure import load_runtimes
 
     runner = _device_runner()
     runtimes, skipped = load_runtimes(options.runtimes)

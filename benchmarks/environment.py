@@ -65,11 +65,6 @@ class Environment:
         """Return a JSON-ready dict."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Environment:
-        """Build an environment from :meth:`to_dict` output."""
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
-
     def summary(self) -> str:
         """Return one line, e.g. ``AMD EPYC (x86_64, 2 cores), numpy 2.4.0, OpenCV 4.14.0``."""
         board = f"{self.board}, " if self.board else ""

@@ -1,7 +1,8 @@
 """Benchmark configurations: how long to warm up, how often to repeat, which threads.
 
-Defaults live here so a device with only the installed package can bench; the files in the
-repository's ``benchmarks/`` folder are named variations loaded with ``--config``.
+Defaults live here so a device with only the installed package can bench; the named
+variations in ``configs/`` ship with the package and are picked by name (``--config pi4``) or
+given as a path to any JSON file of the same shape.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_edge.classifier import TTA_CHOICES
 from fer_edge.errors import FerEdgeError
+
+#: The named configurations that ship with the package.
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class BenchConfig:
         min_accuracy: fail when a model's accuracy is below this (``None``: no floor).
         min_agreement: fail when a model agrees with its float parent on fewer top-1 predictions
             than this (``None``: no floor).
+        tta: test-time augmentation modes to bench every model with (``none``, ``flip``); each
+            mode past ``none`` adds a ``NAME+MODE`` row compared with the plain model.
     """
 
     name: str = "default"
@@ -50,6 +57,7 @@ class BenchConfig:
     seed: int = 0
     min_accuracy: float | None = None
     min_agreement: float | None = None
+    tta: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
         """Validate values, naming the offending field."""
@@ -63,6 +71,11 @@ class BenchConfig:
             raise FerEdgeError(f"threads must be positive integers, got {list(self.threads)}")
         if not self.runtimes:
             raise FerEdgeError("runtimes must name at least one runtime")
+        if not self.tta:
+            raise FerEdgeError("tta must name at least one mode")
+        unknown = [m for m in self.tta if m not in TTA_CHOICES]
+        if unknown:
+            raise FerEdgeError(f"tta must be among {', '.join(TTA_CHOICES)}, got {unknown[0]!r}")
         if self.limit is not None and self.limit < 1:
             raise FerEdgeError(f"limit must be at least 1, got {self.limit}")
         for key in ("min_accuracy", "min_agreement"):
@@ -75,6 +88,7 @@ class BenchConfig:
         data = dataclasses.asdict(self)
         data["threads"] = list(self.threads)
         data["runtimes"] = list(self.runtimes)
+        data["tta"] = list(self.tta)
         return data
 
     @classmethod
@@ -111,7 +125,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
-    if key in ("threads", "runtimes"):
+    if key in ("threads", "runtimes", "tta"):
         items = value if isinstance(value, list) else [value]
         kind = int if key == "threads" else str
         if not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):
@@ -128,13 +142,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     return value
 
 
+def config_names() -> list[str]:
+    """Return the names of the configurations shipped in ``configs/``."""
+    return sorted(p.stem for p in CONFIGS.glob("*.json"))
+
+
 def load_config(path: str | os.PathLike[str]) -> BenchConfig:
-    """Read a benchmark configuration JSON file.
+    """Read a benchmark configuration: a shipped one by name (``pi4``) or a JSON file.
 
     Raises:
-        FerEdgeError: the file is missing, not JSON, or holds unknown keys or bad values.
+        FerEdgeError: no such name or file, not JSON, or unknown keys or bad values.
     """
     file = Path(path)
+    if not file.is_file() and file.suffix == "" and len(file.parts) == 1:
+        if str(path) not in config_names():
+            raise FerEdgeError(
+                f"--config: no configuration named {path!r} and no such file; shipped ones: "
+                f"{', '.join(config_names())}"
+            )
+        file = CONFIGS / f"{path}.json"
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

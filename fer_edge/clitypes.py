@@ -1,0 +1,34 @@
+"""Click parameter types shared by every ``fer-edge`` command."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+
+class FiniteFloat(click.FloatRange):
+    """A float flag that refuses ``inf`` and ``nan`` (which Python's ``float()`` accepts).
+
+    Takes :class:`click.FloatRange`'s arguments; with none it is any finite float. A NaN
+    slips through every range check (all its comparisons are false) and an infinite rate
+    or fraction turns into a zero period or a writer that never returns, so they are refused
+    at parse time, naming the flag.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bounded = self.min is not None or self.max is not None
+        if not self._bounded:
+            self.name = "float"  # shown as FLOAT in --help, as a plain float flag was
+
+    def _describe_range(self) -> str:
+        return super()._describe_range() if self._bounded else ""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse the value, refuse a non-finite one, then apply the range."""
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)

@@ -1,0 +1,42 @@
+"""The README's Python example runs as written, on files made here, with the bundled model."""
+
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+
+
+def example_code():
+    section = README.read_text().split("## Python API", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def photo():
+    image = np.full((360, 480, 3), 120, np.uint8)
+    image[60:260, 140:340] = cv2.resize(cv2.imread(str(FACE)), (200, 200))
+    return image
+
+
+def test_readme_python_example(tmp_path, monkeypatch, capsys, two_face_video):
+    cv2.imwrite(str(tmp_path / "face.png"), cv2.imread(str(FACE)))
+    cv2.imwrite(str(tmp_path / "photo.jpg"), photo())
+    shutil.copy(two_face_video, tmp_path / "clip.mp4")
+    (tmp_path / "photos").mkdir()
+    for name in ("a.jpg", "b.png"):
+        cv2.imwrite(str(tmp_path / "photos" / name), photo())
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example_code(), "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    crop, face, *frames, totals = out
+    assert crop.split()[0] in crop.split(None, 1)[1]  # the label is one of its scores' keys
+    assert re.fullmatch(r"\[\d+, \d+, \d+, \d+\] \w+ [\d.]+", face)
+    # Every 5th frame of the 24-frame clip, two faces each, with ids.
+    assert [line.split()[0] for line in frames] == ["0", "5", "10", "15", "20"]
+    assert all(len(re.findall(r"\((\d+), '\w+'\)", line)) == 2 for line in frames)
+    assert totals.startswith("2 2 ") and totals.endswith(" fps")
+    assert (tmp_path / "faces.csv").is_file() and (tmp_path / "report.html").is_file()
