@@ -1,4 +1,4 @@
-"""CI benchmark: bench the bundled models, or freshly made test models, and print the table.
+"""CI benchmark: bench the bundled models (or fresh test models) and a small scene; print tables.
 
 Fails only on errors and on accuracy floors that are deterministic (a fixed split scored by a
 fixed model); never on speed, since CI machines are noisy.
@@ -18,6 +18,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FER2013 = HERE.parent.parent / "shared" / "data" / "fer2013"
+TEST_FACE = HERE.parent / "tests" / "data" / "astronaut_face.png"
+#: The scene: today's Haar default against the run defaults, side by side in one run.
+SCENE_ARGS = ("--limit", "60", "--settings", "haar,default", "--no-progress")
 CONFIG = HERE / "configs" / "ci.json"
 # Test models learn the generated gratings almost perfectly; int8 must keep the float
 # model's answers. Both are deterministic for a fixed seed, split and model.
@@ -83,6 +86,31 @@ def bench(models: list[Path], out: Path, tag: str, extra: tuple[str, ...]) -> No
     subprocess.run(command, check=True)
 
 
+def scene_faces(out: Path) -> Path:
+    """Return FER2013's val split, or (without it) a class folder of the repository's test face."""
+    if (FER2013 / "val").is_dir():
+        return FER2013 / "val"
+    import cv2
+
+    image = cv2.imread(str(TEST_FACE), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(f"cannot read the test face {TEST_FACE}")
+    face = cv2.resize(image, (48, 48))
+    for name, image in (("happy", face), ("sad", cv2.flip(face, 1))):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out / name / "0.png"), image)
+    return out
+
+
+def scene(out: Path) -> None:
+    """Run ``fer-edge bench --scene`` on a small scene as a user would; raise if it fails."""
+    faces = scene_faces(out / "scene-faces")
+    command = [sys.executable, "-m", "fer_edge", "bench", "--scene", str(faces), *SCENE_ARGS]
+    command += ["--json", str(out / "scene.json"), "--markdown", str(out / "scene.md")]
+    print(f"== scene: {' '.join(command[3:])}", flush=True)
+    subprocess.run(command, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Bench bundled or fresh test models; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench(models, out, "fer2013-val", ("--data", str(FER2013), *floors))
             else:
                 print(f"== {FER2013} absent: no FER2013 bench", flush=True)
+            scene(out)
         except subprocess.CalledProcessError as exc:
             print(f"bench failed with exit code {exc.returncode}", file=sys.stderr)
             return 1

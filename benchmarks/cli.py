@@ -101,6 +101,20 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--detector-model", type=click.Path(), help="With --pipeline: the YuNet .onnx.")
 @click.option("--max-frames", type=int, help="With --pipeline: stop after N frames.")
 @click.option(
+    "--scene",
+    type=click.Path(),
+    help="Bench the run loop on a scene video built from this class-folder split "
+    "(e.g. ../shared/data/fer2013/val): faces found, right, false boxes, fps per setting.",
+)
+@click.option("--settings", help="With --scene: comma list (haar, yunet-box, yunet-aligned, ...).")
+@click.option("--per-frame", type=int, help="With --scene: faces per frame [default: 1].")
+@click.option("--frame-size", help="With --scene: WxH [default: 640x480].")
+@click.option("--face-size", type=int, help="With --scene: pasted face side [default: 144].")
+@click.option("--seed", type=int, help="With --scene: sampling and placement seed [default: 0].")
+@click.option("--gap", type=int, help="With --scene: empty frames between faces [default: 1].")
+@click.option("--clutter", is_flag=True, help="With --scene: lights and edges in the background.")
+@click.option("--scene-video", type=click.Path(), help="With --scene: keep the video here.")
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
 )
 def bench_cmd(**options: Any) -> None:
@@ -117,11 +131,19 @@ def bench_cmd(**options: Any) -> None:
       fer-edge bench models/edge/ --data data/fer2013 --threads 1,2 --markdown bench.md
       fer-edge bench a_int8.tflite --baseline a_float.tflite --runtime litert,tf
       fer-edge bench --pipeline --model m.tflite --source clip.mp4
+      fer-edge bench --scene ../shared/data/fer2013/val --limit 300 --per-frame 3
     """
     progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
     for key, flag in OUTPUTS.items():
         if options[key]:
             check_output_file(options[key], flag)
+    if options["scene"] is not None:
+        _scene(options)
+        return
+    scene_only = ("settings", "per_frame", "frame_size", "face_size", "seed", "gap", "clutter")
+    for flag in (*scene_only, "scene_video"):
+        if options[flag] not in (None, False):
+            raise FerEdgeError(f"--{flag.replace('_', '-')} only applies with --scene")
     if options["pipeline"]:
         _pipeline(options)
         return
@@ -160,8 +182,25 @@ def bench_cmd(**options: Any) -> None:
         raise FerEdgeError("accuracy floor not met: " + "; ".join(failures))
 
 
-def _pipeline(options: dict[str, Any]) -> None:
+def _emit(report: Any, options: dict[str, Any]) -> None:
+    """Write ``--json`` and ``--markdown``, then print the table.
+
+    Files first: a closed stdout (``| head``) must not lose the report.
+    """
     from fer_edge.atomic import write_json, write_text
+
+    written = []
+    if options["json_path"]:
+        written.append(f"JSON written to {write_json(options['json_path'], report.to_dict())}")
+    if options["markdown"]:
+        path = write_text(options["markdown"], report.to_markdown())
+        written.append(f"Markdown written to {path}")
+    click.echo(report.format())
+    for line in written:
+        click.echo(line)
+
+
+def _pipeline(options: dict[str, Any]) -> None:
     from fer_edge.bench.loop import PipelineBenchOptions, bench_pipeline
 
     if options["models"]:
@@ -174,19 +213,46 @@ def _pipeline(options: dict[str, Any]) -> None:
         PipelineBenchOptions(
             source=options["source"],
             model=_path(options["pipeline_model"]),
-            detector=options["detector"] or "haar",
+            detector=options["detector"] or "yunet",
             detector_model=_path(options["detector_model"]),
             threads=config.threads,
             runtimes=config.runtimes,
             max_frames=options["max_frames"],
         )
     )
-    written = []
-    if options["json_path"]:
-        written.append(f"JSON written to {write_json(options['json_path'], report.to_dict())}")
-    if options["markdown"]:
-        path = write_text(options["markdown"], report.to_markdown())
-        written.append(f"Markdown written to {path}")
-    click.echo(report.format())
-    for line in written:
-        click.echo(line)
+    _emit(report, options)
+
+
+def _scene(options: dict[str, Any]) -> None:
+    from fer_edge.bench.scene import (
+        DEFAULT_SETTINGS,
+        SceneBenchOptions,
+        bench_scene,
+        parse_frame_size,
+        parse_setting,
+    )
+
+    for flag in ("models", "pipeline", "source", "detector", "detector_model", "plot", "data"):
+        if options[flag]:
+            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --scene")
+    names = (options["settings"] or ",".join(DEFAULT_SETTINGS)).split(",")
+    # One run per setting: the scene takes the first --threads value, if any.
+    threads = _config(options).threads if options["threads"] else (None,)
+    defaults = SceneBenchOptions(faces=Path(options["scene"]))
+    report = bench_scene(
+        dataclasses.replace(
+            defaults,
+            count=options["limit"] or defaults.count,
+            per_frame=options["per_frame"] or defaults.per_frame,
+            frame_size=parse_frame_size(options["frame_size"]) or defaults.frame_size,
+            face_size=options["face_size"] or defaults.face_size,
+            seed=defaults.seed if options["seed"] is None else options["seed"],
+            clutter=options["clutter"],
+            gap=defaults.gap if options["gap"] is None else options["gap"],
+            settings=tuple(parse_setting(name) for name in names if name.strip()),
+            model=_path(options["pipeline_model"]),
+            threads=threads[0],
+            video=_path(options["scene_video"]),
+        )
+    )
+    _emit(report, options)

@@ -40,8 +40,8 @@ class PipelineBenchOptions:
     Attributes:
         source: a video file, image folder or camera (as for ``fer-edge run --source``).
         model: the ``.tflite`` model (``None``: the bundled model).
-        detector: ``haar`` or ``yunet``.
-        detector_model: the YuNet ONNX file (``yunet`` only).
+        detector: ``yunet`` (the run default) or ``haar``.
+        detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
         threads: interpreter thread counts; one run each.
         runtimes: runtimes to compare; one that is not installed is skipped.
         max_frames: stop each run after this many frames (``None``: the whole source).
@@ -50,7 +50,7 @@ class PipelineBenchOptions:
 
     source: str
     model: Path | None = None
-    detector: str = "haar"
+    detector: str = "yunet"
     detector_model: Path | None = None
     threads: tuple[int, ...] = (1,)
     runtimes: tuple[str, ...] = ("auto",)

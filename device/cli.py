@@ -12,7 +12,7 @@ from fer_edge.atomic import check_output_file, write_json
 from fer_edge.classifier import TTA_CHOICES
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.device.batch import expand_sources, run_batch
-from fer_edge.device.detect import DETECTORS
+from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink
@@ -63,17 +63,25 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="picamera, a camera index or /dev/videoN, a video, an image, a folder or a 'glob*'. "
     "Repeat it, or give a glob of videos, to run several files (see --out-dir).",
 )
-@click.option("--detector", type=click.Choice(DETECTORS), default="haar", show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS), default="yunet", show_default=True)
 @click.option(
     "--detector-model",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="YuNet .onnx file for --detector yunet.",
+    help="A YuNet .onnx file for --detector yunet [default: the bundled one].",
 )
 @click.option(
     "--detect-width",
     type=int,
+    default=DEFAULT_DETECT_WIDTH,
+    show_default=True,
     metavar="PX",
-    help="Detect faces on frames scaled down to this width (faster); crops stay full size.",
+    help="Detect faces on frames scaled down to this width (0: full size); crops stay full size.",
+)
+@click.option(
+    "--crop",
+    type=click.Choice(CROPS),
+    help="align: warp the landmarks onto the model's template; box: a square about the box; "
+    "both: the two averaged [default: box].",
 )
 @click.option("--threads", type=int, help="Interpreter CPU threads (default: runtime's choice).")
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
@@ -103,7 +111,8 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--margin",
     type=FiniteFloat(),
-    help="Crop margin per side, as a fraction of the face box [default: haar 0.02, yunet 0].",
+    help="Box-crop margin per side, as a fraction of the face box (negative: inside it) "
+    "[default: haar 0.02, yunet -0.075].",
 )
 @click.option("--min-face", default=40, show_default=True, help="Smallest face side in pixels.")
 @click.option(
@@ -158,6 +167,7 @@ def run_cmd(
     detector: str,
     detector_model: Path | None,
     detect_width: int | None,
+    crop: str | None,
     threads: int | None,
     runtime: str,
     delegate: str | None,
@@ -191,7 +201,7 @@ def run_cmd(
       fer-edge run -m edge_int8.tflite --source picamera --serve 0.0.0.0:8080
       fer-edge run -m edge_int8.tflite --source 0 --size 640x480 --jsonl -
       fer-edge run -m edge_int8.tflite --source clip.mp4 --save out.mp4 --jsonl out.jsonl
-      fer-edge run -m edge_int8.tflite -s 'photos/*.jpg' --detector yunet --detector-model y.onnx
+      fer-edge run -m edge_int8.tflite -s 'photos/*.jpg' --detector haar
       fer-edge run -s clip.mp4 --every 3 --csv faces.csv --report report.html
       fer-edge run -s 'videos/*.mp4' --out-dir results
     """
@@ -204,6 +214,7 @@ def run_cmd(
         detector=detector,
         detector_model=detector_model,
         detect_width=detect_width,
+        crop=crop,
         threads=threads,
         runtime=runtime,
         delegate=delegate,

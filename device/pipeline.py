@@ -1,4 +1,4 @@
-"""One frame's work: detect faces, crop, classify, smooth.
+"""One frame's work: detect faces, crop (aligned or box), classify, smooth, give ids.
 
 Kept apart from the loop in :mod:`fer_edge.device.runner`: the loop owns sources, sinks,
 signals and pacing; this owns one frame's work, so it can be driven by anything that holds
@@ -7,15 +7,17 @@ frames.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict, deque
 
 import numpy as np
 
 from fer_edge.classifier import FaceClassifier
-from fer_edge.device.detect import FaceDetector, crop_face
+from fer_edge.device.detect import FaceDetector
 from fer_edge.device.sinks import FaceResult
 from fer_edge.device.smoothing import EmaSmoother
+from fer_edge.facecrop import CropOptions, face_crops
 
 #: Timing samples kept per stage: the latest ones, so a service running for days keeps a
 #: fixed memory footprint (about 1 MB) and reports recent timings.
@@ -29,7 +31,7 @@ class FacePipeline:
         self,
         detector: FaceDetector,
         classifier: FaceClassifier,
-        margin: float = 0.0,
+        crop: CropOptions | None = None,
         smoother: EmaSmoother | None = None,
     ):
         """Combine parts that are already set up (no loading happens per frame).
@@ -37,13 +39,17 @@ class FacePipeline:
         Args:
             detector: finds face boxes.
             classifier: classifies face crops.
-            margin: crop margin (see :func:`fer_edge.device.detect.crop_box`).
+            crop: how faces are cut out (see :func:`fer_edge.facecrop.crop_face`); the
+                template defaults to the one the model carries.
             smoother: carries probabilities across frames and gives faces their ids;
                 ``None`` tracks ids without smoothing.
         """
         self.detector = detector
         self.classifier = classifier
-        self.margin = margin
+        crop = crop or CropOptions()
+        if crop.template is None:
+            crop = dataclasses.replace(crop, template=classifier.meta.template)
+        self.crop = crop
         # alpha 1 keeps only the newest probabilities: the association (the ids) without smoothing.
         self.smoother = smoother or EmaSmoother(alpha=1.0)
         #: Seconds per call: ``detect`` per frame, ``classify`` per face (crop included); the
@@ -58,8 +64,11 @@ class FacePipeline:
         probs = []
         for box in boxes:
             t0 = time.perf_counter()
-            crop, _ = crop_face(image, box, self.margin)
-            probs.append(self.classifier.probabilities(crop))
+            crops = face_crops(
+                image, box.as_list(), box.landmarks, self.classifier.input_spec, self.crop
+            )
+            # One crop, or two framings of the same face averaged (crop mode "both").
+            probs.append(np.mean([self.classifier.probabilities(c) for c in crops], axis=0))
             self.samples["classify"].append(time.perf_counter() - t0)
         probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels

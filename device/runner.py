@@ -26,7 +26,13 @@ import numpy as np
 from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.device.csvsink import CsvSink
-from fer_edge.device.detect import DEFAULT_MARGIN, make_detector
+from fer_edge.device.detect import (
+    CROPS,
+    DEFAULT_CROP,
+    DEFAULT_DETECT_WIDTH,
+    DEFAULT_MARGIN,
+    make_detector,
+)
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
@@ -40,6 +46,7 @@ from fer_edge.device.sources import (
     open_source,
 )
 from fer_edge.errors import FerEdgeError
+from fer_edge.facecrop import CropOptions
 from fer_edge.runtime import check_threads
 
 #: The bundled model, once one ships as package data of ``fer_edge.models``.
@@ -77,10 +84,13 @@ class RunOptions:
     Attributes:
         model: the ``.tflite`` model; ``None`` uses the bundled model.
         source: ``picamera``, a camera index, a video, an image, a folder or a glob.
-        detector: ``haar`` or ``yunet``.
-        detector_model: the YuNet ONNX file (``yunet`` only).
+        detector: ``yunet`` (bundled) or ``haar``.
+        detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
         detector_threshold: YuNet's minimum score (``None``: its default).
-        detect_width: detect on frames scaled down to this width (``None``: full size).
+        detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
+        crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
+            averaged); ``None``: the detector's default
+            (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
@@ -90,9 +100,10 @@ class RunOptions:
         max_frames: stop after this many frames.
         every: files only: classify every Nth frame (or image); the others are skipped fast
             and ``t`` stays the source's time.
-        margin: crop margin as a fraction of the face box (``None``: the detector's default).
+        margin: box-crop margin as a fraction of the face box (``None``: the detector's default).
         min_face: smallest face side in pixels.
-        smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off.
+        smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off (faces
+            still get stable ids).
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
         csv: one row per face per frame (:mod:`fer_edge.device.csvsink`).
@@ -105,10 +116,11 @@ class RunOptions:
 
     model: Path | None = None
     source: str = "0"
-    detector: str = "haar"
+    detector: str = "yunet"
     detector_model: Path | None = None
     detector_threshold: float | None = None
-    detect_width: int | None = None
+    detect_width: int | None = DEFAULT_DETECT_WIDTH
+    crop: str | None = None
     threads: int | None = None
     runtime: str = "auto"
     delegate: str | None = None
@@ -150,8 +162,10 @@ class RunOptions:
             raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
         if self.every < 1:
             raise FerEdgeError(f"--every: must be at least 1, got {self.every}")
-        if self.margin is not None and not 0.0 <= self.margin <= 1.0:
-            raise FerEdgeError(f"--margin: must be between 0 and 1, got {self.margin}")
+        if self.margin is not None and not -0.25 <= self.margin <= 1.0:
+            raise FerEdgeError(f"--margin: must be between -0.25 and 1, got {self.margin}")
+        if self.crop is not None and self.crop not in CROPS:
+            raise FerEdgeError(f"--crop: choose from {', '.join(CROPS)}, got {self.crop!r}")
         if self.smoothing is not None and not 0.0 < self.smoothing <= 1.0:
             raise FerEdgeError(f"--smooth: must be in (0, 1], got {self.smoothing}")
         if self.size is not None and not 1 <= min(self.size) <= max(self.size) <= MAX_FRAME_SIDE:
@@ -223,6 +237,7 @@ class RunSummary:
         quantized: whether the model has an integer input.
         runtime: the interpreter runtime and version.
         threads: the requested interpreter threads (``None``: runtime default).
+        crop: how faces were cut out: ``align``, or ``box``/``both`` with the margin.
         damaged: frames used although their decoder reported damage.
         stop_signal: the signal that interrupted the run (``None``: not interrupted by one).
     """
@@ -243,6 +258,7 @@ class RunSummary:
     quantized: bool
     runtime: str
     threads: int | None
+    crop: str = ""
     damaged: int = 0
     stop_signal: int | None = None
 
@@ -269,7 +285,7 @@ class RunSummary:
             f"faces: {self.faces} in {self.frames_with_faces} frames"
             + (f" ({100.0 * self.frames_with_faces / self.frames:.0f}%)" if self.frames else ""),
             f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
-            f"detector: {self.detector}",
+            f"detector: {self.detector}, crop: {self.crop}",
         ]
         if self.labels:
             top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -314,7 +330,13 @@ def _build_sinks(
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
         add(VideoSink(options.save, fps, follow_time=source.timed))
     if options.jsonl is not None:
-        add(JsonlSink(options.jsonl))
+        # Image folders and globs: every line names its file, to join results back to photos.
+        image_files = isinstance(source, ImageSource)
+        add(
+            JsonlSink(
+                options.jsonl, frame_source_name(source, options.source) if image_files else None
+            )
+        )
     if options.csv is not None:
         add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
     if options.report is not None:
@@ -380,6 +402,15 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
             signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
+def _crop_options(options: RunOptions, detector: str) -> CropOptions:
+    """Resolve ``--crop`` and ``--margin`` against the detector's defaults."""
+    mode = options.crop or DEFAULT_CROP[detector]
+    if mode != "box" and detector == "haar":
+        raise FerEdgeError(f"--crop {mode} needs landmarks, which Haar does not give: use yunet")
+    margin = DEFAULT_MARGIN[detector] if options.margin is None else options.margin
+    return CropOptions(mode=mode, margin=margin)
+
+
 def run(options: RunOptions) -> RunSummary:
     """Run the device loop until the source ends, ``max_frames``, Ctrl-C or a sink stops it.
 
@@ -410,9 +441,9 @@ def run(options: RunOptions) -> RunSummary:
         options.detector_threshold,
         options.detect_width,
     )
-    margin = DEFAULT_MARGIN[detector.name] if options.margin is None else options.margin
+    crop = _crop_options(options, detector.name)
     smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None
-    pipeline = FacePipeline(detector, classifier, margin, smoother)
+    pipeline = FacePipeline(detector, classifier, crop, smoother)
     samples = pipeline.samples
     tally = _Tally()
     stop_reason = "end of source"
@@ -483,6 +514,7 @@ def run(options: RunOptions) -> RunSummary:
         quantized=classifier.is_quantized,
         runtime=classifier.runtime.describe(),
         threads=options.threads,
+        crop=crop.describe(),
         damaged=damaged,
         stop_signal=stop.signum if stop_reason == "interrupted" else None,
     )

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -119,6 +119,8 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
         b = face.box
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w - 1, b.y + b.h - 1), color, thickness)
         text = f"{face.label} {face.score:.2f}"
+        if face.id is not None:
+            text = f"#{face.id} {text}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         # Put the label above the box, or inside it when the box touches the top edge.
         top = b.y - th - base - 2 if b.y - th - base - 2 >= 0 else b.y
@@ -147,11 +149,18 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
     return out
 
 
-def jsonl_record(frame_index: int, t: float, faces: Sequence[FaceResult]) -> dict[str, Any]:
-    """Return one JSONL line's object: ``{"frame", "t", "faces": [...]}``."""
+def jsonl_record(
+    frame_index: int, t: float, faces: Sequence[FaceResult], source: str | None = None
+) -> dict[str, Any]:
+    """Return one JSONL line's object: ``{"frame", "t", ["source",] "faces": [...]}``.
+
+    ``source`` names the image file the frame came from (image folders and globs), so results
+    can be joined back to the photos.
+    """
     return {
         "frame": int(frame_index),
         "t": round(float(t), 3),
+        **({} if source is None else {"source": source}),
         "faces": [face.to_dict() for face in faces],
     }
 
@@ -159,8 +168,17 @@ def jsonl_record(frame_index: int, t: float, faces: Sequence[FaceResult]) -> dic
 class JsonlSink:
     """One JSON object per frame, flushed line by line, to a file or to stdout (``-``)."""
 
-    def __init__(self, target: str | os.PathLike[str]):
-        """Open the output; a file is written beside the target and renamed on close."""
+    def __init__(
+        self, target: str | os.PathLike[str], source_of: Callable[[int], str] | None = None
+    ):
+        """Open the output; a file is written beside the target and renamed on close.
+
+        Args:
+            target: a path, or ``-`` for stdout.
+            source_of: the file of each frame index, written as its ``"source"`` (image
+                folders and globs: to join results back to the photos).
+        """
+        self._source_of = source_of
         self._stack = contextlib.ExitStack()
         if str(target) == "-":
             self._stream: IO[str] = sys.stdout
@@ -176,7 +194,8 @@ class JsonlSink:
 
     def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
         """Write and flush one line."""
-        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces)) + "\n")
+        source = self._source_of(frame_index) if self._source_of is not None else None
+        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces, source)) + "\n")
         self._stream.flush()
         self.lines += 1
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_edge.errors import FerEdgeError
+from fer_edge.facecrop import FER2013_TEMPLATE, AlignTemplate
 from fer_edge.preprocess import InputSpec
 
 META_MEMBER = "fer_edge.json"
@@ -33,16 +34,24 @@ class ModelMeta:
         input: the input spec (size, channels, normalisation).
         name: a short model name (e.g. ``edge``).
         extra: free-form provenance (method, sparsity, source model, ...).
+        alignment: where the face landmarks sit in this model's training crops; ``None`` for
+            models trained on FER2013's framing (see :meth:`template`).
     """
 
     labels: tuple[str, ...]
     input: InputSpec = field(default_factory=InputSpec)
     name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    alignment: AlignTemplate | None = None
+
+    @property
+    def template(self) -> AlignTemplate:
+        """The alignment template live crops are warped onto (FER2013's unless stored)."""
+        return self.alignment or FER2013_TEMPLATE
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form stored inside model files."""
-        return {
+        out = {
             "format": "fer-edge",
             "version": META_VERSION,
             "name": self.name,
@@ -51,6 +60,9 @@ class ModelMeta:
             "output": "probabilities",
             "extra": self.extra,
         }
+        if self.alignment is not None:
+            out["alignment"] = self.alignment.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
@@ -63,6 +75,9 @@ class ModelMeta:
             input=InputSpec.from_dict(data.get("input", {})),
             name=str(data.get("name", "")),
             extra=dict(data.get("extra", {})),
+            alignment=(
+                AlignTemplate.from_dict(data["alignment"]) if data.get("alignment") else None
+            ),
         )
 
 

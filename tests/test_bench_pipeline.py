@@ -39,7 +39,7 @@ def test_pipeline_reports_fps_and_stages_per_thread_count(face_video, tiny_tflit
         # Every detected face was classified, and timed once.
         assert run["stages"]["classify"]["count"] == run["faces"]
         assert run["stages"]["detect"]["count"] == run["frames"]
-    assert data["runs"][0]["faces"] > 0, "the Haar detector missed the pasted face"
+    assert data["runs"][0]["faces"] > 0, "the detector missed the pasted face"
     assert "classify ms/face" in result.output
 
 

@@ -1,4 +1,4 @@
-"""Face detection and cropping on frames with faces pasted at known places (real OpenCV)."""
+"""Face detection on frames with faces pasted at known places (real OpenCV); duplicate removal."""
 
 from pathlib import Path
 
@@ -7,19 +7,22 @@ import numpy as np
 import pytest
 
 from fer_edge.device.detect import (
+    YUNET_MODEL,
     Box,
+    CleanDetector,
     DownscaledDetector,
     HaarDetector,
     YuNetDetector,
-    crop_box,
-    crop_face,
+    default_yunet_model,
     make_detector,
+    suppress_duplicates,
 )
 from fer_edge.device.facevideo import (
     background,
     compose_frames,
     detection_rate,
     found,
+    match_faces,
     sample_faces,
 )
 from fer_edge.errors import FerEdgeError
@@ -45,33 +48,6 @@ def test_box_iou_and_clipping_by_hand():
     assert a.iou(a) == 1.0
     assert Box(-5, 90, 20, 20).clipped(100, 100) == Box(0, 90, 15, 10)
     assert Box(3, 4, 5, 6).as_list() == [3, 4, 5, 6]
-
-
-@pytest.mark.parametrize(
-    ("box", "margin", "expected"),
-    [
-        # side = 30 * 1.2 = 36 about the centre (25, 30)
-        (Box(10, 20, 30, 20), 0.1, Box(7, 12, 36, 36)),
-        # no margin: the longer side, squared about the centre (25, 30)
-        (Box(10, 20, 30, 20), 0.0, Box(10, 15, 30, 30)),
-        # side 30 about (90, 10) spans x 75..105, y -5..25: clipped at the right and top
-        (Box(80, 0, 20, 20), 0.25, Box(75, 0, 25, 25)),
-        # larger than the frame: the whole frame
-        (Box(0, 0, 100, 100), 0.5, Box(0, 0, 100, 100)),
-    ],
-)
-def test_crop_box_margin_square_clip(box, margin, expected):
-    assert crop_box(box, margin, 100, 100) == expected
-
-
-def test_crop_face_is_a_view_of_the_region():
-    frame = np.arange(100 * 100 * 3, dtype=np.uint32).reshape(100, 100, 3).astype(np.uint8)
-    crop, region = crop_face(frame, Box(80, 0, 20, 20), 0.25)
-    assert region == Box(75, 0, 25, 25)
-    assert crop.shape == (25, 25, 3)
-    np.testing.assert_array_equal(crop, frame[0:25, 75:100])
-    with pytest.raises(ValueError, match="outside"):
-        crop_face(frame, Box(200, 200, 10, 10), 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +115,6 @@ def test_gray_frames_work_for_both(yunet_model):
 
 
 def test_detector_errors_name_the_flag(tmp_path):
-    with pytest.raises(FerEdgeError, match="--detector yunet needs --detector-model"):
-        make_detector("yunet")
     with pytest.raises(FerEdgeError, match="--detector-model: .* does not exist"):
         make_detector("yunet", tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
@@ -151,6 +125,8 @@ def test_detector_errors_name_the_flag(tmp_path):
         make_detector("mtcnn")
     with pytest.raises(FerEdgeError, match="--min-face"):
         make_detector("haar", min_face=0)
+    with pytest.raises(FerEdgeError, match="--detector-threshold"):
+        make_detector("yunet", score_threshold=1.5)
 
 
 @pytest.mark.fer2013
@@ -166,3 +142,93 @@ def test_real_fer_faces_pasted_into_frames(fer2013_root, yunet_model):
     # Measured on larger samples: Haar finds about 75% of FER faces, YuNet about 95%.
     assert haar_rate >= 0.55 and yunet_rate >= 0.8
     assert haar_fp <= 2 and yunet_fp <= 2
+
+
+def test_box_scaled_and_clipped_keep_landmarks():
+    points = ((15.0, 30.0), (35.0, 30.0), (25.0, 40.0), (18.0, 50.0), (32.0, 50.0))
+    box = Box(10, 20, 30, 40, 0.9, points)
+    assert box.scaled(2.0) == Box(20, 40, 60, 80, 0.9, tuple((2 * x, 2 * y) for x, y in points))
+    clipped = box.clipped(25, 100)
+    assert (clipped.x, clipped.w, clipped.landmarks) == (10, 15, points)
+
+
+def test_suppress_duplicates_by_hand():
+    face = Box(100, 100, 100, 100, 0.9)
+    shifted = Box(110, 105, 100, 100, 0.8)  # IoU 0.74 with face: the same face
+    inner = Box(120, 110, 40, 40, 0.5)  # an eye-sized box: IoU 0.16, but wholly inside
+    other = Box(300, 100, 100, 100, 0.7)  # another face
+    touching = Box(195, 100, 100, 100, 0.6)  # 5% of it overlaps face: a neighbour, kept
+    assert suppress_duplicates([shifted, inner, touching, face, other]) == [face, other, touching]
+    # Without scores (Haar) the larger box wins and the nested one goes.
+    haar_face, haar_inner = Box(100, 100, 100, 100), Box(130, 150, 50, 40)
+    assert suppress_duplicates([haar_inner, haar_face]) == [haar_face]
+    assert suppress_duplicates([]) == []
+
+
+def test_clean_detector_removes_raw_haar_duplicates(astronaut_frames):
+    # min_neighbors=0 returns every raw cascade window: dozens per face.
+    raw = HaarDetector(min_face=40, min_neighbors=0)
+    clean = CleanDetector(raw)
+    for frame in astronaut_frames:
+        assert len(raw.detect(frame.image)) > 5 * len(frame.boxes)
+        boxes = clean.detect(frame.image)
+        assert sorted(m for m in match_faces(frame.boxes, boxes) if m is not None) == list(
+            range(len(frame.boxes))
+        )
+        assert len(boxes) == len(frame.boxes)
+        assert boxes == sorted(boxes, key=lambda b: -b.area)
+
+
+class FixedBoxes:
+    """A detector stub returning given boxes, to check the cleaning arithmetic alone."""
+
+    name = "stub"
+
+    def __init__(self, boxes):
+        self.boxes, self.min_face = boxes, 1
+
+    def detect(self, frame):
+        return list(self.boxes)
+
+
+def test_min_face_is_relative_to_the_frame():
+    small, large = Box(10, 10, 30, 30, 0.9), Box(200, 100, 120, 120, 0.8)
+    clean = CleanDetector(FixedBoxes([small, large]), min_face_fraction=0.1)
+    # 10% of the shorter side: 48 px at 640x480 (the 30 px box goes), 24 px at 320x240.
+    assert clean.detect(np.zeros((480, 640, 3), np.uint8)) == [large]
+    assert clean.detect(np.zeros((240, 320, 3), np.uint8)) == [large, small]
+    clean.min_face = 7
+    assert clean.inner.min_face == 7
+
+
+def test_yunet_gives_five_landmarks_on_the_face(astronaut_frames, yunet_model):
+    detector = YuNetDetector(yunet_model, min_face=40)
+    for frame in astronaut_frames:
+        for box in detector.detect(frame.image):
+            assert box.landmarks is not None and len(box.landmarks) == 5
+            (rx, ry), (lx, ly), (nx, ny), (mrx, mry), (mlx, mly) = box.landmarks
+            assert rx < nx < lx and mrx < mlx  # the subject's right eye is on the image's left
+            assert max(ry, ly) < ny < min(mry, mly)  # eyes above the nose above the mouth
+            assert all(box.x <= x < box.x + box.w and box.y <= y < box.y + box.h
+                       for x, y in box.landmarks)  # fmt: skip
+
+
+def test_downscaled_landmarks_map_back(astronaut_frames, yunet_model):
+    inner = YuNetDetector(yunet_model, min_face=40)
+    frame = astronaut_frames[-1].image  # the 220 px face
+    (full,) = inner.detect(frame)
+    (small,) = DownscaledDetector(inner, 320).detect(frame)
+    # Detected at half size, the landmarks land where the full-size ones do, within a sixth of
+    # the eye distance (a few pixels of detection noise; unmapped points would be 200 px off).
+    eyes = np.linalg.norm(np.subtract(full.landmarks[1], full.landmarks[0]))
+    np.testing.assert_allclose(small.landmarks, full.landmarks, atol=eyes / 6)
+
+
+def test_bundled_yunet_is_the_default(astronaut_frames):
+    path = default_yunet_model()
+    assert path.name == YUNET_MODEL and path.stat().st_size > 100_000
+    assert "MIT License" in (path.parent / "LICENSE.face_detection_yunet.txt").read_text()
+    detector = make_detector("yunet")
+    assert detector.name == "yunet"
+    frame = astronaut_frames[-1]
+    assert detection_rate([frame.boxes], [detector.detect(frame.image)]) == (1.0, 0)

@@ -90,7 +90,7 @@ def test_run_writes_jsonl_and_annotated_video(tmp_path, tiny_tflite, face_video,
     assert [line["frame"] for line in lines] == list(range(12))
     np.testing.assert_allclose([line["t"] for line in lines], np.arange(12) / FPS, atol=1e-3)
     for line, want in zip(lines, truth, strict=True):
-        assert set(line) == {"frame", "t", "faces"}
+        assert set(line) == {"frame", "t", "faces"}  # a video: no per-frame "source"
         (face,) = line["faces"]
         assert set(face) == {"id", "box", "label", "score", "scores"}
         assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
@@ -100,6 +100,10 @@ def test_run_writes_jsonl_and_annotated_video(tmp_path, tiny_tflite, face_video,
         assert face["score"] == face["scores"][face["label"]]
         # int8 probabilities are multiples of 1/256 and sum to 1 within rounding.
         assert sum(face["scores"].values()) == pytest.approx(1.0, abs=0.02)
+    # The face drifts for 3 frames in each of 4 places: one id per place, held while it drifts.
+    ids = [line["faces"][0]["id"] for line in lines]
+    assert all(ids[i : i + 3] == [ids[i]] * 3 for i in range(0, 12, 3)), ids
+    assert len(set(ids)) == 4 and min(ids) == 1
 
     # The face keeps its id while it drifts in one place (3 frames each), ids count up from 1.
     ids = [line["faces"][0]["id"] for line in lines]
@@ -190,7 +194,25 @@ def test_image_folder_source_with_a_broken_image(tmp_path, tiny_tflite):
         RunOptions(model=tiny_tflite["int8"], source=str(folder), jsonl=str(tmp_path / "o.jsonl"))
     )
     assert (summary.frames, summary.faces, summary.skipped) == (3, 3, 1)
-    assert len(read_jsonl(tmp_path / "o.jsonl")) == 3
+    lines = read_jsonl(tmp_path / "o.jsonl")
+    # Every line names its file as the folder was given, to join results back to the photos.
+    assert [line["source"] for line in lines] == [str(folder / f"{i}.jpg") for i in range(3)]
+
+
+def test_glob_source_names_every_file_in_the_jsonl(tmp_path, tiny_tflite, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["b.jpg", "a.png", "c.jpg"]
+    frames = compose_frames([astronaut()] * 3, face_size=180, seed=3)
+    for name, frame in zip(names, frames, strict=True):
+        cv2.imwrite(str(folder / name), frame.image)
+    (folder / "notes.txt").write_text("not a photo")
+    monkeypatch.chdir(tmp_path)
+    result = cli("-m", tiny_tflite["int8"], "-s", "photos/*.jpg", "--jsonl", "-")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["source"] for line in lines] == ["photos/b.jpg", "photos/c.jpg"]
+    assert [line["frame"] for line in lines] == [0, 1] and all(line["faces"] for line in lines)
 
 
 def test_the_bundled_model_is_the_default():
@@ -260,7 +282,10 @@ def test_cli_bad_inputs(tmp_path, tiny_tflite, face_video):
     bare.write_bytes(flatbuffer)
     one_line_error(cli("-m", bare, "-s", video), "no fer-edge metadata")
 
-    one_line_error(cli("-m", model, "-s", video, "--detector", "yunet"), "--detector-model")
+    one_line_error(
+        cli("-m", model, "-s", video, "--detector", "haar", "--crop", "align"), "--crop align"
+    )
+    one_line_error(cli("-m", model, "-s", video, "--detect-width", 8), "--detect-width")
     one_line_error(cli("-m", model, "-s", video, "--save", tmp_path / "a.gif"), "--save")
     one_line_error(cli("-m", model, "-s", video, "--margin", -1), "--margin")
     one_line_error(cli("-m", model, "-s", video, "--max-frames", 0), "--max-frames")

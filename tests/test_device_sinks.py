@@ -152,3 +152,33 @@ def test_video_sink_follows_timestamps(tmp_path):
             break
         levels.append(float(image.mean()))
     np.testing.assert_allclose(levels, [40, 120, 120, 200], atol=3)
+
+
+def test_face_id_and_source_in_the_jsonl(tmp_path):
+    tracked = FaceResult.from_probs(Box(1, 2, 30, 30), np.array([0.1, 0.2, 0.7]), LABELS, 7)
+    assert list(tracked.to_dict()) == ["id", "box", "label", "score", "scores"]
+    assert tracked.to_dict()["id"] == 7 and tracked.label == "neutral"
+    target = tmp_path / "run.jsonl"
+    sink = JsonlSink(target, ["photos/a.jpg", "photos/broken.jpg", "photos/b.png"].__getitem__)
+    sink.write(0, 0.0, frame(), [tracked])
+    sink.write(2, 0.1, frame(), [])  # frame 1 did not decode: indices keep their files
+    sink.close()
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line["source"] for line in lines] == ["photos/a.jpg", "photos/b.png"]
+    assert lines[0]["faces"][0]["id"] == 7
+    assert list(lines[0]) == ["frame", "t", "source", "faces"]
+
+
+def label_strip_width(image):
+    """Pixels changed in a row through the label drawn above the box at y=30."""
+    row = np.abs(image.astype(int) - frame().astype(int)).sum(axis=2)[20]
+    return int((row > 0).sum())
+
+
+def test_drawn_label_carries_the_id():
+    plain = face()
+    tracked = FaceResult.from_probs(plain.box, np.array([0.7, 0.2, 0.1]), LABELS, 12)
+    # The label strip above the box is wider with "#12 " in front of it.
+    assert label_strip_width(draw_faces(frame(), [tracked])) > label_strip_width(
+        draw_faces(frame(), [plain])
+    )

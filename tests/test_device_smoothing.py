@@ -1,10 +1,18 @@
-"""Per-face EMA smoothing, with hand-computed values."""
+"""Per-face EMA smoothing and face ids, with hand-computed values and a real moving face."""
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
-from fer_edge.device.detect import Box
+from fer_edge.classifier import FaceClassifier
+from fer_edge.device.detect import Box, make_detector
+from fer_edge.device.facevideo import background
+from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.smoothing import EmaSmoother
+
+FACE = Path(__file__).parent / "data" / "astronaut_face.png"
 
 A = Box(0, 0, 100, 100)
 A_MOVED = Box(10, 5, 100, 100)  # IoU with A = 90*95 / (2*10000 - 90*95) = 0.745
@@ -62,6 +70,42 @@ def test_alpha_one_is_no_smoothing_and_ranges_are_checked():
 
 
 def test_ids_follow_the_association():
+    s = EmaSmoother(alpha=1.0)  # alpha 1: ids only, no smoothing
+    p = [np.array([1.0, 0.0])]
+    s.update([A], p)
+    assert s.ids == [1]
+    s.update([A_MOVED], p)
+    assert s.ids == [1]  # the same face, moved
+    s.update([B, A], p * 2)
+    assert s.ids == [2, 1]  # a newcomer gets the next id; order follows the boxes
+    s.update([B], p)
+    s.update([A], p)
+    assert s.ids == [3]  # A was gone for a frame: it comes back as a new face
+    s.reset()
+    s.update([A], p)
+    assert s.ids == [4]  # ids are never reused
+
+
+def test_a_moving_face_keeps_its_id_through_the_pipeline(tiny_tflite):
+    # Real detection and classification: a face walking across the frame 12 px per frame.
+    face = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
+    face = cv2.cvtColor(cv2.resize(face, (160, 160)), cv2.COLOR_GRAY2BGR)
+    pipeline = FacePipeline(make_detector("yunet"), FaceClassifier(tiny_tflite["int8"]))
+    ids = []
+    for i in range(15):
+        frame = background(640, 480, seed=0)
+        x, y = 40 + 12 * i, 100 + 4 * i
+        frame[y : y + 160, x : x + 160] = face
+        if i >= 10:  # a second person steps in and stays
+            frame[40:200, 440:600] = face
+        (first, *others) = sorted(pipeline.process(frame), key=lambda r: r.box.x)
+        ids.append(first.id)
+        if i >= 10:
+            assert [o.id for o in others] == [2]
+    assert ids == [1] * 15
+
+
+def test_ids_do_not_depend_on_box_order():
     s = EmaSmoother(alpha=0.5)
     s.update([A, B], [np.array([1.0, 0.0])] * 2)
     assert s.ids == [1, 2]

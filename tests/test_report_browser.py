@@ -132,7 +132,7 @@ def test_report_renders_and_shows_the_jsonl_numbers(report, chromium, tmp_path):
     assert s["faces"] == str(sum(len(line["faces"]) for line in lines))
     assert s["tracks"] == str(len(shares))
     assert s["fps"] == f"{summary['fps']:.1f}" and s["sampled_fps"] == "10.0"
-    assert s["model"] == "tiny_float.tflite (float)" and s["detector"] == "haar"
+    assert s["model"] == "tiny_float.tflite (float)" and s["detector"] == "yunet"
     assert s["source"] == "video pair.mp4"
 
 

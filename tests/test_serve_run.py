@@ -144,7 +144,7 @@ def test_metrics_schema_and_progress(live_run):
     assert first["fps"] > 0 and first["uptime_s"] > 0 and first["last_frame_age_s"] >= 0
     assert list(first["stage_ms"]) == STAGES
     assert all(isinstance(v, float) and v > 0 for v in first["stage_ms"].values())
-    assert first["run"]["model"] == "tiny_int8.tflite" and first["run"]["detector"] == "haar"
+    assert first["run"]["model"] == "tiny_int8.tflite" and first["run"]["detector"] == "yunet"
     assert first["run"]["source"] == "video faces.avi"
     assert first["run"]["runtime"].startswith("litert")
     later = wait_until(
@@ -156,6 +156,7 @@ def test_metrics_schema_and_progress(live_run):
     faces = get_json(url + "faces")
     assert faces["frame"] >= first["frames"] - 1 and faces["faces"]
     assert faces["faces"][0]["label"] in FER2013_CLASSES
+    assert isinstance(faces["faces"][0]["id"], int) and faces["faces"][0]["id"] >= 1
     assert get_json(url + "healthz")["status"] == "ok"
 
 
@@ -223,6 +224,7 @@ def test_page_in_headless_chromium(live_run, tmp_path, chromium):
     assert page.cards and set(page.cards) <= set(FER2013_CLASSES), done.stdout[-2000:]
     labels = body["data-face-labels"].split(",")
     assert labels and set(labels) <= set(FER2013_CLASSES)
+    assert all(face_id.isdigit() for face_id in body["data-face-ids"].split(","))
     assert int(body["data-face-polls"]) >= 2
     # The stream image loaded at the video's size and changed while the page watched it.
     assert int(body["data-stream-width"]) == 320

@@ -1,0 +1,500 @@
+"""``fer-edge bench --scene``: the whole device loop on a scene with known faces and labels.
+
+A classifier's accuracy on dataset crops is not what a camera user gets: the detector must find
+the face, the crop must frame it like the training images, and no ghost boxes may appear. This
+builds a scene video from a class-folder split (faces upscaled and pasted at known places,
+:mod:`fer_edge.device.facevideo`), runs :func:`fer_edge.device.runner.run` on it once per
+setting (detector, crop, detection width, threshold) and scores every frame against the truth:
+
+- **found**: share of shown faces with a matching box (one box per face, see
+  :func:`~fer_edge.device.facevideo.match_faces`);
+- **right on found**: share of found faces whose label is the true class;
+- **end to end**: found and right, over all shown faces;
+- **crop accuracy**: the same model on the same faces' own dataset crops (the ceiling);
+- **false / 100 frames**: boxes on no face or a second box on a found face; **nested**: boxes
+  inside another box of the same frame;
+- **fps**: the loop's frame rate (decoding included), and its ratio to the ``haar`` setting
+  of the same run when there is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_edge import __version__
+from fer_edge.bench.environment import Environment, collect_environment
+from fer_edge.bench.loop import _device_runner
+from fer_edge.bench.render import render_markdown_table, render_text_table
+from fer_edge.errors import FerEdgeError
+
+SCENE_SCHEMA = "fer-edge-bench-scene/1"
+SCENE_HEADERS: tuple[str, ...] = (
+    "setting",
+    "detector",
+    "crop",
+    "frames",
+    "faces",
+    "found",
+    "right on found",
+    "end to end",
+    "crop acc",
+    "e2e / crop",
+    "false /100 fr",
+    "nested",
+    "fps",
+    "x haar fps",
+)
+
+#: Named settings. ``haar`` is the default before YuNet shipped (full resolution, box crop with
+#: a 2% margin): the speed baseline. ``yunet-box`` is ``--detector yunet`` as it was then (full
+#: resolution, score 0.7, box crop without margin); ``yunet-aligned`` is YuNet at full
+#: resolution with the aligned crop; ``default`` is exactly what ``fer-edge run`` does now.
+PRESETS: dict[str, dict[str, Any]] = {
+    "haar": {"detector": "haar", "crop": "box", "margin": 0.02, "detect_width": 0},
+    "yunet-box": {
+        "detector": "yunet",
+        "crop": "box",
+        "margin": 0.0,
+        "detector_threshold": 0.7,
+        "detect_width": 0,
+    },
+    "yunet-aligned": {"detector": "yunet", "crop": "align", "detect_width": 0},
+    "default": {},
+}
+DEFAULT_SETTINGS: tuple[str, ...] = ("haar", "yunet-box", "yunet-aligned", "default")
+#: Setting keys a ``preset:key=value`` override may change, with their RunOptions field.
+_KEYS: dict[str, str] = {
+    "detector": "detector",
+    "crop": "crop",
+    "margin": "margin",
+    "width": "detect_width",
+    "threshold": "detector_threshold",
+    "smooth": "smoothing",
+}
+
+
+@dataclass(frozen=True)
+class SceneSetting:
+    """One configuration of the device loop to score.
+
+    Attributes:
+        name: as given (``default``, ``yunet-box:margin=-0.05``, ...).
+        overrides: :class:`~fer_edge.device.runner.RunOptions` fields that differ from the
+            ``fer-edge run`` defaults.
+    """
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_setting(text: str) -> SceneSetting:
+    """Parse ``PRESET[:key=value...]`` (keys: detector, crop, margin, width, threshold, smooth).
+
+    Raises:
+        FerEdgeError: an unknown preset or key, or a value that is not a number where one is
+            needed.
+    """
+    preset, *pairs = text.strip().split(":")
+    if preset not in PRESETS:
+        raise FerEdgeError(
+            f"--settings: unknown setting {preset!r}; choose from {', '.join(PRESETS)}"
+        )
+    overrides = dict(PRESETS[preset])
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in _KEYS or not value:
+            raise FerEdgeError(f"--settings: {text!r}: expected key=value with a key in {_KEYS}")
+        if key in ("detector", "crop"):
+            overrides[_KEYS[key]] = value
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise FerEdgeError(f"--settings: {text!r}: {key} must be a number") from None
+        if key == "smooth" and number == 0:
+            overrides[_KEYS[key]] = None
+        else:
+            overrides[_KEYS[key]] = int(number) if key == "width" else number
+    return SceneSetting(text.strip(), overrides)
+
+
+def parse_frame_size(text: str | None) -> tuple[int, int] | None:
+    """Parse ``WxH`` (``640x480``); ``None`` stays ``None``.
+
+    Raises:
+        FerEdgeError: not two positive integers joined by ``x``.
+    """
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise FerEdgeError(f"--frame-size: expected WxH such as 640x480, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise FerEdgeError(f"--frame-size: expected a positive WxH, got {text!r}")
+    return width, height
+
+
+@dataclass(frozen=True)
+class SceneBenchOptions:
+    """The scene and the settings to run on it.
+
+    Attributes:
+        faces: a class-folder split (``ROOT/<class>/*.png``), e.g. FER2013's ``val``.
+        count: faces to show, sampled evenly across classes (seeded).
+        per_frame: faces in each frame.
+        frame_size: ``(width, height)`` of the scene.
+        face_size: pasted face side in pixels (144: FER2013's 48 px upscaled 3x).
+        hold: frames each group of faces stays (drifting a few pixels per frame).
+        gap: empty frames between groups. Without one, a face turns into the next in place and
+            the loop's per-face smoothing averages two people for a frame or two (on 3 faces
+            per 640x480 frame that cost 5.7 points end to end); a person leaving first is
+            what a camera sees.
+        seed: sampling, placement and background seed.
+        clutter: out-of-focus lights, rectangles and edges in the background (where Haar
+            puts ghost boxes) instead of a plain one.
+        settings: what to run (see :data:`PRESETS`).
+        model: the ``.tflite`` model (``None``: the bundled one).
+        threads: interpreter threads (``None``: the runtime's default).
+        video: keep the scene video here (``None``: a temporary file).
+    """
+
+    faces: Path
+    count: int = 300
+    per_frame: int = 1
+    frame_size: tuple[int, int] = (640, 480)
+    face_size: int = 144
+    hold: int = 3
+    gap: int = 1
+    seed: int = 0
+    clutter: bool = False
+    settings: tuple[SceneSetting, ...] = tuple(parse_setting(s) for s in DEFAULT_SETTINGS)
+    model: Path | None = None
+    threads: int | None = None
+    video: Path | None = None
+
+
+@dataclass(frozen=True)
+class SceneScore:
+    """One setting's result on the scene.
+
+    Attributes:
+        setting: the setting's name.
+        detector: the detector that ran.
+        crop: the crop the loop used (``align`` or ``box`` with its margin).
+        frames: frames scored.
+        shown: faces shown, summed over frames.
+        found: shown faces that got a matching box.
+        right: found faces labelled with their true class.
+        crop_correct: shown faces whose own dataset crop the model classifies right.
+        false_boxes: boxes on no face, or a second box on a found face.
+        nested: boxes lying inside another box of the same frame.
+        fps: the loop's frames per second.
+        detect_ms: median detection time per frame.
+    """
+
+    setting: str
+    detector: str
+    crop: str
+    frames: int
+    shown: int
+    found: int
+    right: int
+    crop_correct: int
+    false_boxes: int
+    nested: int
+    fps: float
+    detect_ms: float
+
+    @property
+    def found_rate(self) -> float:
+        """Share of shown faces found."""
+        return self.found / self.shown if self.shown else 0.0
+
+    @property
+    def right_on_found(self) -> float:
+        """Share of found faces labelled right."""
+        return self.right / self.found if self.found else 0.0
+
+    @property
+    def end_to_end(self) -> float:
+        """Share of shown faces found and labelled right."""
+        return self.right / self.shown if self.shown else 0.0
+
+    @property
+    def crop_accuracy(self) -> float:
+        """The model's accuracy on the same faces' own crops."""
+        return self.crop_correct / self.shown if self.shown else 0.0
+
+    @property
+    def kept(self) -> float:
+        """End-to-end accuracy as a share of crop accuracy (the goal: at least 0.95)."""
+        return self.end_to_end / self.crop_accuracy if self.crop_correct else 0.0
+
+    @property
+    def false_per_100(self) -> float:
+        """False and duplicate boxes per 100 frames."""
+        return 100.0 * self.false_boxes / self.frames if self.frames else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return counts and the derived rates as plain numbers."""
+        derived = ("found_rate", "right_on_found", "end_to_end", "crop_accuracy", "kept")
+        return {
+            **dataclasses.asdict(self),
+            **{name: round(getattr(self, name), 4) for name in derived},
+            "false_per_100": round(self.false_per_100, 3),
+        }
+
+
+def nested_count(boxes: Sequence[Any], share: float) -> int:
+    """Count boxes with at least ``share`` of their area inside a larger box of the same list."""
+    return sum(
+        any(
+            i != j
+            and box.area
+            and other.area >= box.area
+            and other.intersection(box) >= share * box.area
+            for j, other in enumerate(boxes)
+        )
+        for i, box in enumerate(boxes)
+    )
+
+
+def score_scene(
+    setting: str,
+    truth: Any,
+    detected: dict[int, list[Any]],
+    crop_right: Sequence[Sequence[bool]],
+    summary: Any,
+) -> SceneScore:
+    """Score one run's faces against the scene truth.
+
+    Args:
+        setting: the setting's name.
+        truth: the :class:`~fer_edge.device.facevideo.SceneTruth` of the video.
+        detected: the faces (:class:`~fer_edge.device.sinks.FaceResult`) per frame index; a
+            frame without an entry had no faces.
+        crop_right: per frame, per shown face: whether the model is right on its own crop.
+        summary: the run's :class:`~fer_edge.device.runner.RunSummary`.
+    """
+    from fer_edge.device.detect import NESTED_FRACTION
+    from fer_edge.device.facevideo import match_faces
+
+    shown = found = right = crop_correct = false_boxes = nested = 0
+    for index, (boxes, labels) in enumerate(zip(truth.boxes, truth.labels, strict=True)):
+        faces = detected.get(index, [])
+        shown += len(boxes)
+        crop_correct += sum(crop_right[index])
+        for face, hit in zip(faces, match_faces(boxes, [f.box for f in faces]), strict=True):
+            if hit is None:
+                false_boxes += 1
+                continue
+            found += 1
+            right += face.label == labels[hit]
+        nested += nested_count([f.box for f in faces], NESTED_FRACTION)
+    return SceneScore(
+        setting=setting,
+        detector=summary.detector,
+        crop=summary.crop,
+        frames=len(truth.boxes),
+        shown=shown,
+        found=found,
+        right=right,
+        crop_correct=crop_correct,
+        false_boxes=false_boxes,
+        nested=nested,
+        fps=summary.fps,
+        detect_ms=summary.stages["detect"].median_ms,
+    )
+
+
+@dataclass
+class SceneReport:
+    """Every setting's score on one scene.
+
+    Attributes:
+        created: UTC timestamp.
+        environment: machine and library versions (load average at the start).
+        options: the scene, as recorded.
+        scores: one per setting, in the order run.
+        load_after: the 1-minute load average at the end.
+    """
+
+    created: str
+    environment: Environment
+    options: dict[str, Any]
+    scores: list[SceneScore] = field(default_factory=list)
+    load_after: float | None = None
+
+    def baseline_fps(self) -> float | None:
+        """The ``haar`` setting's fps in this run, if it ran."""
+        return next((s.fps for s in self.scores if s.setting == "haar"), None)
+
+    def cells(self) -> list[list[str]]:
+        """Return one row per setting, in :data:`SCENE_HEADERS` order."""
+        base = self.baseline_fps()
+        return [
+            [
+                s.setting,
+                s.detector,
+                s.crop,
+                str(s.frames),
+                str(s.shown),
+                f"{100 * s.found_rate:.1f}%",
+                f"{100 * s.right_on_found:.1f}%",
+                f"{100 * s.end_to_end:.1f}%",
+                f"{100 * s.crop_accuracy:.1f}%",
+                f"{s.kept:.3f}",
+                f"{s.false_per_100:.2f}",
+                str(s.nested),
+                f"{s.fps:.1f}",
+                f"{s.fps / base:.2f}x" if base else "",
+            ]
+            for s in self.scores
+        ]
+
+    def _how(self) -> list[str]:
+        o = self.options
+        return [
+            f"scene: {o['count']} faces from {o['faces']}, {o['per_frame']} per frame, "
+            f"{o['face_size']} px on {o['frame_size'][0]}x{o['frame_size'][1]}"
+            f"{' cluttered' if o['clutter'] else ''}, {o['hold']} frames each and "
+            f"{o['gap']} empty between (seed {o['seed']}); model {o['model']}",
+            f"machine: {self.environment.summary()}, load {self.environment.load_1m} -> "
+            f"{self.load_after}",
+        ]
+
+    def format(self) -> str:
+        """Return the terminal table and how it was measured."""
+        return "\n".join([render_text_table(SCENE_HEADERS, self.cells(), left=3), *self._how()])
+
+    def to_markdown(self) -> str:
+        """Return the Markdown report."""
+        table = render_markdown_table(SCENE_HEADERS, self.cells(), left=3)
+        how = "\n".join(f"- {line}" for line in self._how())
+        return f"## fer-edge bench --scene ({self.created})\n\n{table}\n\n{how}\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON document written by ``--json``."""
+        return {
+            "schema": SCENE_SCHEMA,
+            "created": self.created,
+            "fer_edge": __version__,
+            "environment": self.environment.to_dict(),
+            "load_after": self.load_after,
+            "options": self.options,
+            "scores": [s.to_dict() for s in self.scores],
+        }
+
+
+class _Collect:
+    """A sink that keeps each frame's faces."""
+
+    def __init__(self) -> None:
+        self.faces: dict[int, list[Any]] = {}
+
+    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[Any]) -> None:
+        self.faces[frame_index] = list(faces)
+
+    def close(self) -> None:
+        pass
+
+
+def _crop_right(images: Sequence[np.ndarray], classes: Sequence[str], model: Path) -> list[bool]:
+    """Whether the model labels each face's own dataset crop right."""
+    from fer_edge.classifier import FaceClassifier
+
+    classifier = FaceClassifier(model)
+    missing = sorted(set(classes) - set(classifier.labels))
+    if missing:
+        raise FerEdgeError(f"--scene: classes {missing} are not among the model's labels")
+    return [
+        classifier.labels[int(np.argmax(classifier.probabilities(image)))] == name
+        for image, name in zip(images, classes, strict=True)
+    ]
+
+
+def bench_scene(options: SceneBenchOptions) -> SceneReport:
+    """Build the scene video and run every setting on it.
+
+    Args:
+        options: the scene and the settings.
+
+    Returns:
+        The :class:`SceneReport`, settings in the order given.
+
+    Raises:
+        FerEdgeError: a bad scene (no faces, faces that do not fit the frame, classes the model
+            lacks) or a setting the device loop rejects.
+    """
+    from fer_edge.device.facevideo import compose_frames, sample_faces, write_scene
+
+    runner = _device_runner()
+    if options.count < 1:
+        raise FerEdgeError(f"--limit: the scene needs at least one face, got {options.count}")
+    if options.gap < 0:
+        raise FerEdgeError(f"--gap: must be 0 or more frames, got {options.gap}")
+    model = options.model or runner.default_model_path()
+    images, classes = sample_faces(options.faces, options.count, options.seed)
+    own_right = _crop_right(images, classes, model)
+    frames = compose_frames(
+        images,
+        frame_size=options.frame_size,
+        face_size=options.face_size,
+        per_frame=options.per_frame,
+        hold=options.hold,
+        seed=options.seed,
+        clutter=options.clutter,
+        gap=options.gap,
+    )
+    try:
+        # compose_frames checks that the faces fit when the first frame is asked for.
+        frames = itertools.chain([next(frames)], frames)
+    except ValueError as exc:
+        raise FerEdgeError(f"--scene: {exc}") from None
+    report = SceneReport(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        environment=collect_environment(),
+        options={
+            "faces": str(options.faces),
+            "count": len(images),
+            "per_frame": options.per_frame,
+            "frame_size": list(options.frame_size),
+            "face_size": options.face_size,
+            "hold": options.hold,
+            "gap": options.gap,
+            "seed": options.seed,
+            "clutter": options.clutter,
+            "model": model.name,
+            "threads": options.threads,
+            "settings": [s.name for s in options.settings],
+        },
+    )
+    with tempfile.TemporaryDirectory(prefix="fer-edge-scene-") as tmp:
+        video = options.video or Path(tmp) / "scene.mp4"
+        truth = write_scene(video, frames, classes)
+        crop_right = [[own_right[i] for i in shown] for shown in truth.faces]
+        for setting in options.settings:
+            collect = _Collect()
+            run_options = dataclasses.replace(
+                runner.RunOptions(model=model, source=str(video), threads=options.threads),
+                sinks=[collect],
+                **setting.overrides,
+            )
+            summary = runner.run(run_options)
+            if summary.interrupted:
+                raise KeyboardInterrupt
+            score = score_scene(setting.name, truth, collect.faces, crop_right, summary)
+            report.scores.append(score)
+    report.load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return report
