@@ -19,11 +19,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fer_edge.bench.stats import LatencyStats, summarize_ns
 from fer_edge.classifier import FaceClassifier
 from fer_edge.evaluate import EvalSet
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.synthetic import synthetic_images
+from fer_edge.timing import LatencyStats
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,11 @@ class LatencyResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"invoke": self.invoke.to_dict(), "end_to_end": self.end_to_end.to_dict()}
+        # ``n`` is the bench schema's name for the count, kept: keys are never renamed.
+        return {
+            name: {"n": stats.count, **stats.to_dict()}
+            for name, stats in (("invoke", self.invoke), ("end_to_end", self.end_to_end))
+        }
 
 
 def make_crops(faces: np.ndarray, size: int) -> list[np.ndarray]:
@@ -106,7 +110,9 @@ class ModelTimer:
 
     def result(self) -> LatencyResult:
         """Summarise the timed calls so far."""
-        return LatencyResult(summarize_ns(self._invoke_ns), summarize_ns(self._e2e_ns))
+        return LatencyResult(
+            LatencyStats.from_ns(self._invoke_ns), LatencyStats.from_ns(self._e2e_ns)
+        )
 
 
 def split_repeats(repeats: int, rounds: int) -> list[int]:

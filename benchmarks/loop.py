@@ -133,7 +133,12 @@ class PipelineReport:
         return f"## fer-edge bench --pipeline ({self.created})\n\n{table}\n\n{how}\n"
 
 
-def _device_runner() -> Any:
+def device_runner() -> Any:
+    """Return :mod:`fer_edge.device.runner`, imported on first use (the loop benches need it).
+
+    Raises:
+        FerEdgeError: it does not import here (naming why), instead of a traceback.
+    """
     try:
         from fer_edge.device import runner
     except ImportError as exc:
@@ -160,7 +165,7 @@ def bench_pipeline(options: PipelineBenchOptions) -> PipelineReport:
         raise FerEdgeError("--pipeline needs --source VIDEO (a video file, folder or camera)")
     from fer_edge.bench.measure import load_runtimes
 
-    runner = _device_runner()
+    runner = device_runner()
     runtimes, skipped = load_runtimes(options.runtimes)
     report = PipelineReport(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -33,7 +33,7 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.bench.environment import Environment, collect_environment
-from fer_edge.bench.loop import _device_runner
+from fer_edge.bench.loop import device_runner
 from fer_edge.bench.render import render_markdown_table, render_text_table
 from fer_edge.errors import FerEdgeError
 
@@ -282,7 +282,7 @@ def score_scene(
     Args:
         setting: the setting's name.
         truth: the :class:`~fer_edge.device.facevideo.SceneTruth` of the video.
-        detected: the faces (:class:`~fer_edge.device.sinks.FaceResult`) per frame index; a
+        detected: the faces (:class:`~fer_edge.device.faces.FaceResult`) per frame index; a
             frame without an entry had no faces.
         crop_right: per frame, per shown face: whether the model is right on its own crop.
         summary: the run's :class:`~fer_edge.device.runner.RunSummary`.
@@ -403,8 +403,8 @@ class _Collect:
     def __init__(self) -> None:
         self.faces: dict[int, list[Any]] = {}
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[Any]) -> None:
-        self.faces[frame_index] = list(faces)
+    def write(self, result: Any) -> None:
+        self.faces[result.index] = list(result.faces)
 
     def close(self) -> None:
         pass
@@ -439,7 +439,7 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
     """
     from fer_edge.device.facevideo import compose_frames, sample_faces, write_scene
 
-    runner = _device_runner()
+    runner = device_runner()
     if options.count < 1:
         raise FerEdgeError(f"--limit: the scene needs at least one face, got {options.count}")
     if options.gap < 0:

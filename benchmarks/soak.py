@@ -1,6 +1,6 @@
 """Soak: over 20,000 frames through ``fer-edge run`` with JSONL and the live view, RSS sampled.
 
-The run's timing samples are bounded at 20,000 per stage (``fer_edge.device.pipeline``), so a
+The run's timing samples are bounded at 20,000 per stage (``fer_edge.timing``), so a
 run past that shows whether anything else grows. A stream viewer stays connected the whole
 time (the live view encodes every frame) and ``/metrics`` is polled twice a second, which
 also gives the frame count each RSS sample belongs to. Growth is the peak RSS after warm-up
@@ -167,7 +167,7 @@ def soak(out: Path, frames: int, warmup: float = 0.1, model: Path | None = None)
     after = [rss for count, rss in samples if count >= warm_at]
     if not after:
         raise RuntimeError(f"no RSS sample after warm-up:\n{log.read_text()[-2000:]}")
-    from fer_edge.device.pipeline import MAX_SAMPLES
+    from fer_edge.timing import MAX_SAMPLES
 
     past = [rss for count, rss in samples if count >= MAX_SAMPLES]
     summary = [x for x in log.read_text().splitlines() if " frames from " in x]

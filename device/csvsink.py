@@ -14,10 +14,9 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from fer_edge.atomic import atomic_path
-from fer_edge.device.sinks import FaceResult, _NoFrames
+from fer_edge.device.faces import FrameResult
+from fer_edge.device.sinks import discard_output
 from fer_edge.errors import FerEdgeError
 
 #: The columns before the per-class probabilities.
@@ -36,19 +35,17 @@ def csv_columns(labels: Sequence[str]) -> list[str]:
     return [*BASE_COLUMNS, *labels]
 
 
-def face_rows(
-    source: str, frame_index: int, t: float, faces: Sequence[FaceResult], labels: Sequence[str]
-) -> list[list[object]]:
+def face_rows(source: str, result: FrameResult, labels: Sequence[str]) -> list[list[object]]:
     """Return the CSV rows of one frame (none when it has no face)."""
     rows: list[list[object]] = []
-    for position, face in enumerate(faces):
+    for position, face in enumerate(result.faces):
         data = face.to_dict()  # the JSONL's rounding, so CSV and JSONL agree
         face_id = data.get("id", position)
         rows.append(
             [
                 source,
-                int(frame_index),
-                round(float(t), 3),
+                int(result.index),
+                round(float(result.t), 3),
                 face_id,
                 *data["box"],
                 data["label"],
@@ -96,9 +93,9 @@ class CsvSink:
         self._writer = csv.writer(self._file)
         self._writer.writerow(header)
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Append this frame's rows."""
-        rows = face_rows(self._source_name(frame_index), frame_index, t, faces, self.labels)
+        rows = face_rows(self._source_name(result.index), result, self.labels)
         self._writer.writerows(rows)
         self._file.flush()
         self.rows += len(rows)
@@ -109,6 +106,4 @@ class CsvSink:
         if self.frames:
             self._stack.close()
             return
-        # The file sinks' one way to drop an output (sinks.VideoSink does the same).
-        with contextlib.suppress(_NoFrames):
-            self._stack.__exit__(_NoFrames, _NoFrames(), None)
+        discard_output(self._stack)

@@ -146,15 +146,18 @@ class Box:
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces in a BGR frame.
+    """Anything that finds faces in a frame.
 
     Attributes:
         name: the ``--detector`` name.
         min_face: smallest face side in pixels, read at every :meth:`detect`.
+        needs_color: it looks at colour, so give it the BGR frame; otherwise the gray frame
+            (which the pipeline makes once per frame for the crops too) is all it needs.
     """
 
     name: str
     min_face: int
+    needs_color: bool
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Return face boxes, clipped to the frame, largest first."""
@@ -169,6 +172,7 @@ class HaarDetector:
     """OpenCV's bundled frontal-face Haar cascade (opencv-python 4.x ships it)."""
 
     name = "haar"
+    needs_color = False
 
     def __init__(self, min_face: int = 40, scale_factor: float = 1.1, min_neighbors: int = 5):
         """Load the cascade.
@@ -211,6 +215,7 @@ class YuNetDetector:
     """YuNet through ``cv2.FaceDetectorYN`` (a small CNN; more recall than Haar)."""
 
     name = "yunet"
+    needs_color = True
 
     def __init__(
         self,
@@ -280,6 +285,7 @@ class DownscaledDetector:
         """Wrap ``inner`` to detect at most ``width`` pixels wide."""
         self.inner = inner
         self.name = inner.name
+        self.needs_color = inner.needs_color
         self.width = int(width)
         self.min_face = inner.min_face
 
@@ -348,6 +354,7 @@ class CleanDetector:
         """Wrap ``inner``; see :func:`suppress_duplicates` for the two thresholds."""
         self.inner = inner
         self.name = inner.name
+        self.needs_color = inner.needs_color
         self.min_face_fraction = float(min_face_fraction)
         self.iou_threshold = float(iou_threshold)
         self.nested = float(nested)

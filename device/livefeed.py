@@ -15,14 +15,16 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
-from fer_edge.device.sinks import FaceResult, draw_faces, jsonl_record
+from fer_edge.device.faces import FrameResult
+from fer_edge.device.sinks import draw_faces, jsonl_record
+from fer_edge.timing import StageTimings
 
 #: Frames (and per-stage samples) the recent fps and stage means are taken over.
 WINDOW = 60
@@ -92,13 +94,17 @@ class Metrics:
 
 @dataclass
 class _Latest:
-    """The newest frame as the loop handed it over."""
+    """The newest frame as the loop handed it over.
+
+    Attributes:
+        seq: frames published so far.
+        result: the newest frame and its faces (``None`` before the first).
+        image: the newest frame's image while someone watches, for the encoder; else ``None``.
+    """
 
     seq: int = 0
-    index: int = -1
-    t: float = 0.0
+    result: FrameResult | None = None
     image: np.ndarray | None = None
-    faces: list[FaceResult] = field(default_factory=list)
 
 
 class LiveFeed:
@@ -106,26 +112,21 @@ class LiveFeed:
 
     def __init__(
         self,
-        timings: Mapping[str, Sequence[float]] | None = None,
-        stages: Sequence[str] = (),
+        timings: StageTimings | None = None,
         run_info: Mapping[str, str] | None = None,
         jpeg_quality: int = JPEG_QUALITY,
     ):
         """Start the encoder thread (it sleeps until someone watches).
 
         Args:
-            timings: the loop's per-stage samples in seconds (bounded deques, such as
-                :attr:`fer_edge.device.pipeline.FacePipeline.samples`); read on the loop thread.
-            stages: the stage names to report, in order.
+            timings: the loop's per-stage samples, reported in its stage order; read on the
+                loop's thread only (``None``: no stage times).
             run_info: fixed facts shown on the page (model, detector, runtime, source).
             jpeg_quality: OpenCV JPEG quality, 0-100.
         """
-        # Not ``timings or {}``: the loop's samples start as an empty (falsy) dict that fills later.
-        self._timings = timings if timings is not None else {}
-        self._stages = tuple(stages)
-        self._recent: dict[str, deque[float]] = {
-            name: deque(maxlen=WINDOW) for name in self._stages
-        }
+        self._timings = timings
+        stages = timings.stages if timings is not None else ()
+        self._recent: dict[str, list[float]] = {name: [] for name in stages}
         self._run_info = dict(run_info or {})
         self._params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
         self._lock = threading.Lock()
@@ -147,32 +148,31 @@ class LiveFeed:
 
     # --- the loop's side ----------------------------------------------------------------
 
-    def publish(
-        self, frame_index: int, t: float, image: np.ndarray, faces: list[FaceResult]
-    ) -> None:
+    def publish(self, result: FrameResult) -> None:
         """Make this frame the newest; returns at once whatever the viewers are doing.
 
         The image is kept by reference, not copied: sinks must not modify frames and every
         source yields a fresh array per frame.
         """
         now = time.monotonic()
+        # The loop's samples are copied here, on the loop's thread, rather than read from the
+        # HTTP threads while the loop adds to them.
+        recent = (
+            {name: self._timings.recent(name, WINDOW) for name in self._timings.stages}
+            if self._timings is not None
+            else {}
+        )
         with self._lock:
-            for name in self._stages:
-                # The loop's samples are a bounded deque: copy its newest end here, on the
-                # loop's thread, rather than iterating it from the HTTP threads.
-                samples = self._timings.get(name, ())
-                recent = self._recent[name]
-                recent.clear()
-                recent.extend(samples[i] for i in range(-min(WINDOW, len(samples)), 0))
+            self._recent = recent
             self._frames += 1
-            self._faces += len(faces)
+            self._faces += len(result.faces)
             self._frame_times.append(now)
             latest = self._latest
             latest.seq += 1
-            latest.index, latest.t, latest.faces = frame_index, t, faces
+            latest.result = result
             # Without viewers nobody needs the pixels: no encoding work at all.
             if self._watchers:
-                latest.image = image
+                latest.image = result.image
                 self._new_frame.notify()
             else:
                 latest.image = None
@@ -243,15 +243,16 @@ class LiveFeed:
     def faces(self) -> dict[str, Any]:
         """Return the newest frame's faces in the JSONL form: ``{"frame", "t", "faces"}``."""
         with self._lock:
-            latest = self._latest
-            index, t, faces = latest.index, latest.t, list(latest.faces)
-        return jsonl_record(index, t, faces)
+            result = self._latest.result
+        if result is None:
+            return {"frame": -1, "t": 0.0, "faces": []}
+        return jsonl_record(result)
 
     def metrics(self) -> Metrics:
         """Return counters, recent fps and recent per-stage means."""
         with self._lock:
             times = list(self._frame_times)
-            recent = {name: list(values) for name, values in self._recent.items()}
+            recent = self._recent
             frames, faces, encoded, viewers = (
                 self._frames,
                 self._faces,
@@ -301,17 +302,17 @@ class LiveFeed:
                 if self._closed:
                     return
                 latest = self._latest
-                seq, index, image, faces = latest.seq, latest.index, latest.image, latest.faces
+                seq, image, result = latest.seq, latest.image, latest.result
             # Drawing and encoding run outside the lock (OpenCV releases the GIL), so the loop
             # keeps publishing; whatever it published meanwhile is skipped, not queued.
-            if image is None:  # only when closed, which returned above
+            if image is None or result is None:  # only when closed, which returned above
                 continue
-            ok, buffer = cv2.imencode(".jpg", draw_faces(image, faces), self._params)
+            ok, buffer = cv2.imencode(".jpg", draw_faces(image, result.faces), self._params)
             done = seq
             if not ok:
                 continue
             with self._lock:
                 if self._watchers:
-                    self._jpeg = EncodedFrame(seq, index, buffer.tobytes())
+                    self._jpeg = EncodedFrame(seq, result.index, buffer.tobytes())
                     self._encoded += 1
                     self._new_jpeg.notify_all()

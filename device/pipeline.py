@@ -1,27 +1,29 @@
 """One frame's work: detect faces, crop (aligned or box), classify, smooth, give ids.
 
 Kept apart from the loop in :mod:`fer_edge.device.runner`: the loop owns sources, sinks,
-signals and pacing; this owns one frame's work, so it can be driven by anything that holds
-frames.
+signals, pacing and the stage timings; this owns one frame's work, so it can be driven by
+anything that holds frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict, deque
 
 import numpy as np
 
 from fer_edge.classifier import FaceClassifier
 from fer_edge.device.detect import FaceDetector
-from fer_edge.device.sinks import FaceResult
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.smoothing import EmaSmoother
+from fer_edge.device.sources import Frame
 from fer_edge.facecrop import CropOptions, face_crops
+from fer_edge.preprocess import to_gray
+from fer_edge.timing import StageTimings
 
-#: Timing samples kept per stage: the latest ones, so a service running for days keeps a
-#: fixed memory footprint (about 1 MB) and reports recent timings.
-MAX_SAMPLES = 20_000
+#: The stages :meth:`FacePipeline.process` times (``detect`` per frame, ``classify`` per face,
+#: crop included).
+PIPELINE_STAGES: tuple[str, ...] = ("detect", "classify")
 
 
 class FacePipeline:
@@ -33,6 +35,7 @@ class FacePipeline:
         classifier: FaceClassifier,
         crop: CropOptions | None = None,
         smoother: EmaSmoother | None = None,
+        timings: StageTimings | None = None,
     ):
         """Combine parts that are already set up (no loading happens per frame).
 
@@ -43,6 +46,8 @@ class FacePipeline:
                 template defaults to the one the model carries.
             smoother: carries probabilities across frames and gives faces their ids;
                 ``None`` tracks ids without smoothing.
+            timings: where ``detect`` and ``classify`` samples go (the caller's, e.g. the
+                loop's); ``None`` keeps a set of its own in :attr:`timings`.
         """
         self.detector = detector
         self.classifier = classifier
@@ -52,27 +57,30 @@ class FacePipeline:
         self.crop = crop
         # alpha 1 keeps only the newest probabilities: the association (the ids) without smoothing.
         self.smoother = smoother or EmaSmoother(alpha=1.0)
-        #: Seconds per call: ``detect`` per frame, ``classify`` per face (crop included); the
-        #: latest :data:`MAX_SAMPLES` of each.
-        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=MAX_SAMPLES))
+        self.timings = timings if timings is not None else StageTimings(PIPELINE_STAGES)
 
-    def process(self, image: np.ndarray) -> list[FaceResult]:
-        """Return the classified faces of one BGR frame, largest first."""
+    def process(self, frame: Frame) -> FrameResult:
+        """Return the classified faces of one frame, largest first."""
+        image = frame.image
         t0 = time.perf_counter()
-        boxes = self.detector.detect(image)
-        self.samples["detect"].append(time.perf_counter() - t0)
+        # Once per frame: the crops are cut from it, and a detector that needs no colour
+        # (Haar) detects on it.
+        gray = to_gray(image)
+        boxes = self.detector.detect(image if self.detector.needs_color else gray)
+        self.timings.add("detect", time.perf_counter() - t0)
         probs = []
         for box in boxes:
             t0 = time.perf_counter()
             crops = face_crops(
-                image, box.as_list(), box.landmarks, self.classifier.input_spec, self.crop
+                gray, box.as_list(), box.landmarks, self.classifier.input_spec, self.crop
             )
             # One crop, or two framings of the same face averaged (crop mode "both").
             probs.append(np.mean([self.classifier.probabilities(c) for c in crops], axis=0))
-            self.samples["classify"].append(time.perf_counter() - t0)
+            self.timings.add("classify", time.perf_counter() - t0)
         probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels
-        return [
+        faces = [
             FaceResult.from_probs(b, p, labels, face_id)
             for b, p, face_id in zip(boxes, probs, self.smoother.ids, strict=True)
         ]
+        return FrameResult(frame, faces)

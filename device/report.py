@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from fer_edge import __version__
 from fer_edge.atomic import check_output_file, check_output_folder, write_text
+from fer_edge.device.faces import FrameResult
 from fer_edge.device.recording import (
     SUMMARY_SUFFIX,
     Recording,
@@ -27,7 +27,7 @@ from fer_edge.device.recording import (
     read_recording,
     read_summary,
 )
-from fer_edge.device.sinks import FaceResult, jsonl_record
+from fer_edge.device.sinks import jsonl_record
 from fer_edge.device.svgchart import class_colors, share_bar_svg, timeline_svg
 from fer_edge.errors import FerEdgeError
 
@@ -275,9 +275,9 @@ class ReportSink:
         """Start gathering a run called ``name``."""
         self.builder = RecordingBuilder(name)
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Add the frame as its JSONL record."""
-        self.builder.add(jsonl_record(frame_index, t, faces))
+        self.builder.add(jsonl_record(result))
 
     def close(self) -> None:
         """Nothing to release: the report needs the run's summary, so the runner writes it."""

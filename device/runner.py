@@ -11,17 +11,14 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
@@ -33,10 +30,11 @@ from fer_edge.device.detect import (
     DEFAULT_MARGIN,
     make_detector,
 )
+from fer_edge.device.faces import FaceResult
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
-from fer_edge.device.sinks import DisplaySink, FaceResult, JsonlSink, Sink, StopRun, VideoSink
+from fer_edge.device.sinks import DisplaySink, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
 from fer_edge.device.sources import (
     MAX_FRAME_SIDE,
@@ -48,8 +46,9 @@ from fer_edge.device.sources import (
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
 from fer_edge.runtime import check_threads
+from fer_edge.timing import LatencyStats, StageTimings
 
-#: The bundled model, once one ships as package data of ``fer_edge.models``.
+#: The bundled model, package data of ``fer_edge.models``.
 DEFAULT_MODEL = "default_int8.tflite"
 #: Stage names in report order.
 STAGES: tuple[str, ...] = ("capture", "detect", "classify", "output")
@@ -184,39 +183,6 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class StageStats:
-    """Timing of one stage, in milliseconds.
-
-    Attributes:
-        count: samples summarised (frames, or faces for ``classify``; the latest 20,000).
-        mean_ms: mean.
-        median_ms: median.
-        p90_ms: 90th percentile.
-        total_ms: sum over those samples.
-    """
-
-    count: int
-    mean_ms: float
-    median_ms: float
-    p90_ms: float
-    total_ms: float
-
-    @classmethod
-    def from_seconds(cls, samples: Sequence[float]) -> StageStats:
-        """Summarise samples given in seconds (all zero when there are none)."""
-        if not samples:
-            return cls(0, 0.0, 0.0, 0.0, 0.0)
-        ms = np.asarray(samples, dtype=np.float64) * 1000.0
-        return cls(
-            len(samples),
-            float(ms.mean()),
-            float(statistics.median(ms.tolist())),
-            float(np.percentile(ms, 90)),
-            float(ms.sum()),
-        )
-
-
-@dataclass(frozen=True)
 class RunSummary:
     """What a run did and how fast.
 
@@ -249,7 +215,7 @@ class RunSummary:
     seconds: float
     fps: float
     startup_seconds: float
-    stages: dict[str, StageStats]
+    stages: dict[str, LatencyStats]
     labels: dict[str, int]
     stop_reason: str
     source: str
@@ -313,7 +279,7 @@ def _build_sinks(
     options: RunOptions,
     source: FrameSource,
     stack: contextlib.ExitStack,
-    timings: Mapping[str, Sequence[float]] | None = None,
+    timings: StageTimings | None = None,
     run_info: dict[str, str] | None = None,
     labels: Sequence[str] = (),
 ) -> list[Sink]:
@@ -345,7 +311,7 @@ def _build_sinks(
         add(DisplaySink())
     if options.serve is not None:
         info = {"source": source.description, **(run_info or {})}
-        add(LiveServer(parse_address(options.serve), timings, STAGES, info))
+        add(LiveServer(parse_address(options.serve), timings, info))
     # Callers' sinks were built by them, but closing them is part of ending a run.
     for sink in options.sinks:
         add(sink)
@@ -443,8 +409,9 @@ def run(options: RunOptions) -> RunSummary:
     )
     crop = _crop_options(options, detector.name)
     smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None
-    pipeline = FacePipeline(detector, classifier, crop, smoother)
-    samples = pipeline.samples
+    # The loop owns the timings: the pipeline adds detect and classify, the loop the rest.
+    timings = StageTimings(STAGES)
+    pipeline = FacePipeline(detector, classifier, crop, smoother, timings)
     tally = _Tally()
     stop_reason = "end of source"
     stop = _StopRequest()  # replaced by the signal handlers' own once the loop starts
@@ -458,7 +425,7 @@ def run(options: RunOptions) -> RunSummary:
             "detector": detector.name,
             "runtime": classifier.runtime.describe(),
         }
-        sinks = _build_sinks(options, source, stack, samples, run_info, classifier.labels)
+        sinks = _build_sinks(options, source, stack, timings, run_info, classifier.labels)
         report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
         startup = time.perf_counter() - started
         loop_start = next_due = time.perf_counter()
@@ -481,13 +448,13 @@ def run(options: RunOptions) -> RunSummary:
                     capture = time.perf_counter() - t0
                     if frame is None:
                         break
-                    samples["capture"].append(capture)
-                    faces = pipeline.process(frame.image)
-                    tally.add(faces)
+                    timings.add("capture", capture)
+                    result = pipeline.process(frame)
+                    tally.add(result.faces)
                     t0 = time.perf_counter()
                     for sink in sinks:
-                        sink.write(frame.index, frame.t, frame.image, faces)
-                    samples["output"].append(time.perf_counter() - t0)
+                        sink.write(result)
+                    timings.add("output", time.perf_counter() - t0)
         except KeyboardInterrupt:
             stop_reason = "interrupted"
         except StopRun as reason:
@@ -505,7 +472,7 @@ def run(options: RunOptions) -> RunSummary:
         seconds=seconds,
         fps=tally.frames / seconds if seconds > 0 else 0.0,
         startup_seconds=startup,
-        stages={name: StageStats.from_seconds(samples.get(name, [])) for name in STAGES},
+        stages=timings.stats(),
         labels=dict(tally.labels),
         stop_reason=stop_reason,
         source=description,

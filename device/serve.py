@@ -18,18 +18,17 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import IO, Any
 
-import numpy as np
-
+from fer_edge.device.faces import FrameResult
 from fer_edge.device.livefeed import LiveFeed
-from fer_edge.device.sinks import FaceResult
 from fer_edge.errors import FerEdgeError
+from fer_edge.timing import StageTimings
 
 DEFAULT_HOST = "127.0.0.1"
 PAGE = "live.html"
@@ -311,8 +310,7 @@ class LiveServer:
     def __init__(
         self,
         address: ServeAddress,
-        timings: Mapping[str, Sequence[float]] | None = None,
-        stages: Sequence[str] = (),
+        timings: StageTimings | None = None,
         run_info: Mapping[str, str] | None = None,
         announce: IO[str] | None = None,
     ):
@@ -321,7 +319,6 @@ class LiveServer:
         Args:
             address: where to listen.
             timings: the loop's per-stage samples (see :class:`LiveFeed`).
-            stages: stage names to report.
             run_info: fixed facts for the page (model, detector, runtime, source).
             announce: where to print ``live view: http://...`` (stderr by default).
 
@@ -335,7 +332,7 @@ class LiveServer:
         except (OSError, OverflowError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise FerEdgeError(f"--serve {address}: cannot listen there ({reason})") from None
-        self.feed = LiveFeed(timings, stages, run_info)
+        self.feed = LiveFeed(timings, run_info)
         self._server.feed = self.feed
         self._server.page = page
         self._server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -354,9 +351,9 @@ class LiveServer:
         """The page's URL (with the real port when port 0 was asked for)."""
         return f"http://{self.address}/"
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Publish the frame to the viewers without waiting for them."""
-        self.feed.publish(frame_index, t, frame, faces)
+        self.feed.publish(result)
 
     def close(self) -> None:
         """End the streams, stop listening and free the port."""

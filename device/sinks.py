@@ -1,9 +1,9 @@
 """Where results go: JSON lines, an annotated video, a window, a live status line.
 
-Every sink has ``write(frame_index, t, frame, faces)`` and ``close()``, so the runner treats
-them alike and new ones (a browser live view) plug in without touching it. File sinks write to a
-temporary file beside the target and rename it on ``close()``: a reader never sees half a file,
-and Ctrl-C still leaves a complete one.
+Every sink has ``write(result)`` (a :class:`~fer_edge.device.faces.FrameResult`: the frame and
+its faces) and ``close()``, so the runner treats them alike and new ones (a browser live view)
+plug in without touching it. File sinks write to a temporary file beside the target and rename
+it on ``close()``: a reader never sees half a file, and Ctrl-C still leaves a complete one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import atomic_path
-from fer_edge.device.detect import Box
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.sources import quiet_stderr
 from fer_edge.errors import FerEdgeError
 
@@ -49,44 +48,6 @@ LABEL_COLORS: dict[str, tuple[int, int, int]] = {
 DEFAULT_COLOR = (60, 220, 60)
 
 
-@dataclass(frozen=True)
-class FaceResult:
-    """One classified face in one frame.
-
-    Attributes:
-        box: the detector's box in frame pixels.
-        label: the top class after smoothing.
-        score: its probability.
-        scores: every class's probability, in model label order.
-        id: the face's id, the same in every frame while it stays in view (``None``: untracked).
-    """
-
-    box: Box
-    label: str
-    score: float
-    scores: dict[str, float] = field(default_factory=dict)
-    id: int | None = None
-
-    @classmethod
-    def from_probs(
-        cls, box: Box, probs: np.ndarray, labels: Sequence[str], face_id: int | None = None
-    ) -> FaceResult:
-        """Build a result from a probability vector in ``labels`` order."""
-        top = int(np.argmax(probs))
-        scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
-        return cls(box, labels[top], float(probs[top]), scores, face_id)
-
-    def to_dict(self, digits: int = 4) -> dict[str, Any]:
-        """Return the JSONL form: ``{"id", "box": [x, y, w, h], "label", "score", "scores"}``."""
-        return {
-            **({} if self.id is None else {"id": self.id}),
-            "box": self.box.as_list(),
-            "label": self.label,
-            "score": round(self.score, digits),
-            "scores": {k: round(v, digits) for k, v in self.scores.items()},
-        }
-
-
 class StopRun(Exception):  # noqa: N818 - a request, not an error
     """Raised by a sink to end the run cleanly (e.g. the display window was closed)."""
 
@@ -94,8 +55,8 @@ class StopRun(Exception):  # noqa: N818 - a request, not an error
 class Sink(Protocol):
     """A consumer of per-frame results."""
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
-        """Consume one frame (BGR, not to be modified) and its faces."""
+    def write(self, result: FrameResult) -> None:
+        """Consume one frame (its image is not to be modified) and its faces."""
         ...
 
     def close(self) -> None:
@@ -149,19 +110,17 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
     return out
 
 
-def jsonl_record(
-    frame_index: int, t: float, faces: Sequence[FaceResult], source: str | None = None
-) -> dict[str, Any]:
+def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, Any]:
     """Return one JSONL line's object: ``{"frame", "t", ["source",] "faces": [...]}``.
 
     ``source`` names the image file the frame came from (image folders and globs), so results
     can be joined back to the photos.
     """
     return {
-        "frame": int(frame_index),
-        "t": round(float(t), 3),
+        "frame": int(result.index),
+        "t": round(float(result.t), 3),
         **({} if source is None else {"source": source}),
-        "faces": [face.to_dict() for face in faces],
+        "faces": [face.to_dict() for face in result.faces],
     }
 
 
@@ -192,10 +151,10 @@ class JsonlSink:
             self._stream = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
         self.lines = 0
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Write and flush one line."""
-        source = self._source_of(frame_index) if self._source_of is not None else None
-        self._stream.write(json.dumps(jsonl_record(frame_index, t, faces, source)) + "\n")
+        source = self._source_of(result.index) if self._source_of is not None else None
+        self._stream.write(json.dumps(jsonl_record(result, source)) + "\n")
         self._stream.flush()
         self.lines += 1
 
@@ -208,7 +167,7 @@ class JsonlSink:
         if self.path is None:
             self._stream.flush()
         if self.path is not None and not self.lines:
-            _discard(self._stack)
+            discard_output(self._stack)
             return
         self._stack.close()
 
@@ -252,15 +211,16 @@ class VideoSink:
         self._t0 = 0.0
         self._last: np.ndarray | None = None
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Draw the faces onto the frame and append it (see ``follow_time``)."""
+        frame, t = result.image, result.t
         if self._writer is None:
             self._open((frame.shape[1], frame.shape[0]))
             self._t0 = t
         slot = round((t - self._t0) * self.fps) if self.follow_time else self.frames
         if slot < self.frames:
             return  # that output frame is already filled
-        image = draw_faces(frame, faces)
+        image = draw_faces(frame, result.faces)
         if (image.shape[1], image.shape[0]) != self._size:
             # Image folders mix sizes; a video holds one.
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
@@ -294,11 +254,11 @@ class VideoSink:
         if self._writer is None or not self.frames:
             if self._writer is not None:
                 self._writer.release()
-            _discard(self._stack)
+            discard_output(self._stack)
             return
         self._writer.release()
         if self._tmp.stat().st_size == 0:  # the writer took the frames but wrote nothing
-            _discard(self._stack)
+            discard_output(self._stack)
             return
         self._stack.close()
 
@@ -307,8 +267,11 @@ class _NoFrames(Exception):
     """Aborts an output that received no frames (the temporary file is removed)."""
 
 
-def _discard(stack: contextlib.ExitStack) -> None:
-    """Close ``stack`` as if its block had failed: an :func:`atomic_path` in it is dropped."""
+def discard_output(stack: contextlib.ExitStack) -> None:
+    """Close ``stack`` as if its block had failed: an :func:`atomic_path` in it is dropped.
+
+    The file sinks' one way to leave no file (and keep the old one) when nothing was written.
+    """
     with contextlib.suppress(_NoFrames):
         stack.__exit__(_NoFrames, _NoFrames(), None)
 
@@ -337,13 +300,13 @@ class DisplaySink:
         self._last = time.perf_counter()
         self._fps = 0.0
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Show the frame; raise :class:`StopRun` when the user quits."""
         now = time.perf_counter()
         dt, self._last = now - self._last, now
         if dt > 0:
             self._fps = 0.9 * self._fps + 0.1 / dt if self._fps else 1.0 / dt
-        cv2.imshow(self.title, draw_faces(frame, faces, f"{self._fps:.1f} fps"))
+        cv2.imshow(self.title, draw_faces(result.image, result.faces, f"{self._fps:.1f} fps"))
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             raise StopRun("window closed")
@@ -367,16 +330,16 @@ class StatusSink:
         self._frames = 0
         self._printed = False
 
-    def write(self, frame_index: int, t: float, frame: np.ndarray, faces: list[FaceResult]) -> None:
+    def write(self, result: FrameResult) -> None:
         """Count the frame and refresh the line when due."""
         self._frames += 1
         now = time.perf_counter() - self._start
         if now - self._last < self._interval:
             return
         self._last = now
-        labels = ", ".join(f"{f.label} {f.score:.2f}" for f in faces) or "no face"
+        labels = ", ".join(f"{f.label} {f.score:.2f}" for f in result.faces) or "no face"
         self._stream.write(
-            f"\rframe {frame_index}  {self._frames / now:5.1f} fps  {labels}"[:120].ljust(60)
+            f"\rframe {result.index}  {self._frames / now:5.1f} fps  {labels}"[:120].ljust(60)
         )
         self._stream.flush()
         self._printed = True

@@ -5,13 +5,14 @@ import pytest
 
 from fer_edge.bench.environment import collect_environment, parse_cpuinfo
 from fer_edge.bench.latency import split_repeats
-from fer_edge.bench.stats import difference, percentile, ratio, summarize_ns
+from fer_edge.bench.stats import difference, ratio
+from fer_edge.timing import LatencyStats
 
 
 def test_summary_of_known_samples():
     # 1..10 ms in ns: median 5.5, mean 5.5, p90 by linear interpolation 9.1.
-    stats = summarize_ns([i * 1_000_000 for i in range(10, 0, -1)])
-    assert stats.n == 10
+    stats = LatencyStats.from_ns([i * 1_000_000 for i in range(10, 0, -1)])
+    assert stats.count == 10 and stats.total_ms == pytest.approx(55.0)
     assert stats.median_ms == pytest.approx(5.5)
     assert stats.mean_ms == pytest.approx(5.5)
     assert stats.p90_ms == pytest.approx(9.1)
@@ -20,20 +21,20 @@ def test_summary_of_known_samples():
 
 
 def test_median_resists_one_outlier_but_mean_does_not():
-    stats = summarize_ns([1_000_000] * 9 + [1_000_000_000])
+    stats = LatencyStats.from_ns([1_000_000] * 9 + [1_000_000_000])
     assert stats.median_ms == 1.0
     assert stats.mean_ms == pytest.approx(100.9)
 
 
 def test_percentile_edges_and_errors():
-    assert percentile([3.0], 90) == 3.0
-    assert percentile([0.0, 10.0], 25) == pytest.approx(2.5)
-    with pytest.raises(ValueError, match="no values"):
-        percentile([], 50)
-    with pytest.raises(ValueError, match="0-100"):
-        percentile([1.0], 101)
+    assert LatencyStats.from_ms([3.0]).p90_ms == 3.0
+    # p90 of [0, 10] by linear interpolation: 9; of seconds [0, 0.01]: the same in ms.
+    assert LatencyStats.from_ms([0.0, 10.0]).p90_ms == pytest.approx(9.0)
+    assert LatencyStats.from_seconds([0.0, 0.01]).p90_ms == pytest.approx(9.0)
+    # The loop's summary of a stage that never ran is all zeros; a bench that timed nothing fails.
+    assert LatencyStats.from_seconds([]) == LatencyStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="no latency samples"):
-        summarize_ns([])
+        LatencyStats.from_ns([])
 
 
 def test_ratio_and_difference_handle_missing_values():
@@ -80,7 +81,7 @@ def test_noisy_rows_flag_a_wide_spread():
     from fer_edge.bench.results import ResultRow
 
     def row(samples_ms):
-        stats = summarize_ns([int(v * 1_000_000) for v in samples_ms])
+        stats = LatencyStats.from_ns([int(v * 1_000_000) for v in samples_ms])
         return ResultRow("m", "", "float32", "litert", "2", 1, 1, 1, LatencyResult(stats, stats))
 
     steady = row([1.0] * 10)

@@ -87,7 +87,7 @@ def test_int8_is_paired_with_its_float_parent_in_the_same_run(report, carded, ti
 def test_latency_stats_are_consistent(report):
     for row in report.rows:
         for stats in (row.latency.invoke, row.latency.end_to_end):
-            assert stats.n == FAST.repeats
+            assert stats.count == FAST.repeats
             assert 0 < stats.min_ms <= stats.median_ms <= stats.p90_ms <= stats.max_ms
         assert row.runtime == "litert" and row.runtime_version
         assert row.input_dtype == ("int8" if row.model == "tiny_int8" else "float32")
@@ -131,7 +131,7 @@ def test_json_schema(report, tmp_path):
     assert data["runtimes"][0]["name"] == "litert"
     row = next(r for r in data["results"] if r["model"] == "tiny_int8")
     assert set(row["latency_ms"]) == {"invoke", "end_to_end"}
-    assert set(row["latency_ms"]["invoke"]) >= {"n", "median_ms", "p90_ms", "mean_ms"}
+    assert set(row["latency_ms"]["invoke"]) >= {"n", "count", "median_ms", "p90_ms", "mean_ms"}
     assert set(row["vs_float"]) >= {
         "float_model",
         "invoke_ratio",

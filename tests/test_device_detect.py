@@ -183,6 +183,7 @@ class FixedBoxes:
     """A detector stub returning given boxes, to check the cleaning arithmetic alone."""
 
     name = "stub"
+    needs_color = True
 
     def __init__(self, boxes):
         self.boxes, self.min_face = boxes, 1

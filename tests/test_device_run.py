@@ -159,8 +159,8 @@ class InterruptAt:
     def __init__(self, frame):
         self.frame, self.closed = frame, False
 
-    def write(self, frame_index, t, frame, faces):
-        if frame_index == self.frame:
+    def write(self, result):
+        if result.index == self.frame:
             raise KeyboardInterrupt
 
     def close(self):

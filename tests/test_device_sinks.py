@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from fer_edge.device.detect import Box
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.facevideo import read_frames
 from fer_edge.device.sinks import (
     LABEL_COLORS,
     DisplaySink,
-    FaceResult,
     JsonlSink,
     StatusSink,
     VideoSink,
     draw_faces,
 )
+from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
 
 LABELS = ("happy", "sad", "neutral")
@@ -48,8 +49,8 @@ def test_face_result_json_form():
 def test_jsonl_file_appears_only_at_close(tmp_path):
     target = tmp_path / "out" / "run.jsonl"
     sink = JsonlSink(target)
-    sink.write(0, 0.0, frame(), [face()])
-    sink.write(7, 0.4567, frame(), [])
+    sink.write(FrameResult(Frame(0, 0.0, frame()), [face()]))
+    sink.write(FrameResult(Frame(7, 0.4567, frame()), []))
     assert not target.exists()
     # Lines are flushed as they come: the temporary file already holds both.
     (tmp,) = target.parent.glob(".run.*.tmp.jsonl")
@@ -63,7 +64,7 @@ def test_jsonl_file_appears_only_at_close(tmp_path):
 
 def test_jsonl_to_stdout(capsys):
     sink = JsonlSink("-")
-    sink.write(3, 1.0, frame(), [face()])
+    sink.write(FrameResult(Frame(3, 1.0, frame()), [face()]))
     sink.close()
     out = capsys.readouterr().out
     assert json.loads(out)["frame"] == 3 and out.endswith("\n")
@@ -92,8 +93,10 @@ def test_video_sink_writes_annotated_frames(tmp_path):
     target = tmp_path / "out.avi"
     sink = VideoSink(target, fps=5)
     for i in range(4):
-        sink.write(i, i / 5, frame(60 + 20 * i), [face(x=40 + 4 * i)])
-    sink.write(4, 0.8, cv2.resize(frame(), (80, 60)), [])  # another size is scaled to fit
+        sink.write(FrameResult(Frame(i, i / 5, frame(60 + 20 * i)), [face(x=40 + 4 * i)]))
+    sink.write(
+        FrameResult(Frame(4, 0.8, cv2.resize(frame(), (80, 60))), [])
+    )  # another size is scaled to fit
     assert not target.exists()
     sink.close()
     cap = cv2.VideoCapture(str(target))
@@ -129,8 +132,8 @@ def test_display_needs_a_screen(monkeypatch):
 def test_status_line():
     stream = io.StringIO()
     sink = StatusSink(stream, interval=0.0)
-    sink.write(0, 0.0, frame(), [face()])
-    sink.write(1, 0.1, frame(), [])
+    sink.write(FrameResult(Frame(0, 0.0, frame()), [face()]))
+    sink.write(FrameResult(Frame(1, 0.1, frame()), []))
     sink.close()
     text = stream.getvalue()
     assert text.startswith("\rframe 0") and "happy 0.70" in text and "no face" in text
@@ -142,7 +145,7 @@ def test_video_sink_follows_timestamps(tmp_path):
     sink = VideoSink(target, fps=10, follow_time=True)
     # At 10 fps, t = 0.32 is output frame 3: frame 0.1 is held for frame 2; 0.34 is dropped.
     for level, t in [(40, 5.0), (120, 5.1), (200, 5.32), (250, 5.34)]:
-        sink.write(0, t, frame(level), [])
+        sink.write(FrameResult(Frame(0, t, frame(level)), []))
     sink.close()
     cap = cv2.VideoCapture(str(target))
     levels = []
@@ -160,8 +163,10 @@ def test_face_id_and_source_in_the_jsonl(tmp_path):
     assert tracked.to_dict()["id"] == 7 and tracked.label == "neutral"
     target = tmp_path / "run.jsonl"
     sink = JsonlSink(target, ["photos/a.jpg", "photos/broken.jpg", "photos/b.png"].__getitem__)
-    sink.write(0, 0.0, frame(), [tracked])
-    sink.write(2, 0.1, frame(), [])  # frame 1 did not decode: indices keep their files
+    sink.write(FrameResult(Frame(0, 0.0, frame()), [tracked]))
+    sink.write(
+        FrameResult(Frame(2, 0.1, frame()), [])
+    )  # frame 1 did not decode: indices keep their files
     sink.close()
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [line["source"] for line in lines] == ["photos/a.jpg", "photos/b.png"]

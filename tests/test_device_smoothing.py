@@ -11,6 +11,7 @@ from fer_edge.device.detect import Box, make_detector
 from fer_edge.device.facevideo import background
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.smoothing import EmaSmoother
+from fer_edge.device.sources import Frame
 
 FACE = Path(__file__).parent / "data" / "astronaut_face.png"
 
@@ -98,7 +99,8 @@ def test_a_moving_face_keeps_its_id_through_the_pipeline(tiny_tflite):
         frame[y : y + 160, x : x + 160] = face
         if i >= 10:  # a second person steps in and stays
             frame[40:200, 440:600] = face
-        (first, *others) = sorted(pipeline.process(frame), key=lambda r: r.box.x)
+        result = pipeline.process(Frame(i, i / 10, frame))
+        (first, *others) = sorted(result.faces, key=lambda r: r.box.x)
         ids.append(first.id)
         if i >= 10:
             assert [o.id for o in others] == [2]

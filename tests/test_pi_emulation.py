@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from fer_edge.device.detect import Box
-from fer_edge.device.sinks import FaceResult, JsonlSink
+from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.device.sinks import JsonlSink
+from fer_edge.device.sources import Frame
 from fer_edge.labels import FER2013_CLASSES
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "pi_emulation"
@@ -113,8 +115,8 @@ def test_reads_what_the_jsonl_sink_writes(tmp_path):
     frame = np.zeros((48, 48, 3), np.uint8)
     for i, label in enumerate([0, 4]):
         result = FaceResult.from_probs(Box(i, 2, 30, 30), probs_for(label), FER2013_CLASSES)
-        sink.write(i, i / 10, frame, [result])
-    sink.write(2, 0.2, frame, [])
+        sink.write(FrameResult(Frame(i, i / 10, frame), [result]))
+    sink.write(FrameResult(Frame(2, 0.2, frame), []))
     sink.close()
     records = agreement.read_jsonl(path)
     assert [r["frame"] for r in records] == [0, 1, 2]

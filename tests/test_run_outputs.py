@@ -19,9 +19,9 @@ from fer_edge.cli import main
 from fer_edge.device.batch import INDEX_NAME, expand_sources, output_stems
 from fer_edge.device.csvsink import BASE_COLUMNS, csv_columns, face_rows
 from fer_edge.device.detect import Box
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.runner import RunOptions, run
-from fer_edge.device.sinks import FaceResult
-from fer_edge.device.sources import open_source
+from fer_edge.device.sources import Frame, open_source
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
 
@@ -97,7 +97,8 @@ def test_csv_rows_fall_back_to_the_position_without_ids():
         FaceResult.from_probs(Box(20, 0, 8, 8), probs, ("a", "b", "c"), face_id=5),
         FaceResult.from_probs(Box(40, 0, 7, 7), probs, ("a", "b", "c")),
     ]
-    rows = face_rows("clip.mp4", 3, 0.12345, faces, ("a", "b", "c"))
+    frame = Frame(3, 0.12345, np.zeros((60, 60, 3), np.uint8))
+    rows = face_rows("clip.mp4", FrameResult(frame, faces), ("a", "b", "c"))
     assert [row[3] for row in rows] == [0, 5, 2]
     assert rows[0] == ["clip.mp4", 3, 0.123, 0, 0, 0, 9, 9, "c", 0.7, 0.1, 0.2, 0.7]
     with pytest.raises(FerEdgeError, match="clash"):

@@ -17,9 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.cli import main
+from fer_edge.device.faces import FrameResult
 from fer_edge.device.facevideo import compose_frames, read_frames, write_video
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.sinks import VideoSink
+from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
 
 FACE = Path(__file__).parent / "data" / "astronaut_face.png"
@@ -71,7 +73,7 @@ class Recorder:
     def __init__(self):
         self.frames = 0
 
-    def write(self, frame_index, t, frame, faces):
+    def write(self, result):
         self.frames += 1
 
     def close(self):
@@ -102,7 +104,7 @@ def test_video_sink_commits_only_a_file_it_opened_and_filled(tmp_path):
     keep.write_bytes(b"the user's video")
     sink = VideoSink(keep, 10.0)
     with pytest.raises(FerEdgeError, match="--save"):
-        sink.write(0, 0.0, np.zeros((64, 8200, 3), np.uint8), [])
+        sink.write(FrameResult(Frame(0, 0.0, np.zeros((64, 8200, 3), np.uint8)), []))
     sink.close()
     assert keep.read_bytes() == b"the user's video"
     no_temporaries(tmp_path)
@@ -157,7 +159,7 @@ def test_video_sink_refuses_a_bad_frame_rate(tmp_path, fps):
 def test_video_sink_keeps_a_finite_frame_rate_in_the_writers_range(tmp_path, fps, name):
     sink = VideoSink(tmp_path / name, fps)
     for i in range(3):
-        sink.write(i, i / fps, np.full((120, 160, 3), 40 * i, np.uint8), [])
+        sink.write(FrameResult(Frame(i, i / fps, np.full((120, 160, 3), 40 * i, np.uint8)), []))
     sink.close()
     assert len(read_frames(tmp_path / name)) == 3
 

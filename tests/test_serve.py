@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from fer_edge.device.detect import Box
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.serve import MAX_VIEWERS, LiveServer, ServeAddress, parse_address
-from fer_edge.device.sinks import FaceResult
+from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
+from fer_edge.timing import StageTimings
 
 STAGES = ("capture", "detect", "classify", "output")
 DEADLINE = 20.0
@@ -53,25 +55,27 @@ class Publisher(threading.Thread):
             image = self.base.copy()
             cv2.putText(image, str(self.count), (10, 200), cv2.FONT_HERSHEY_SIMPLEX, 2, (255,) * 3)
             for name in STAGES:
-                self.server.timings[name].append(0.001 * (STAGES.index(name) + 1))
-            self.server.write(self.count, self.count * self.period, image, [face()])
+                self.server.timings.add(name, 0.001 * (STAGES.index(name) + 1))
+            self.server.write(
+                FrameResult(Frame(self.count, self.count * self.period, image), [face()])
+            )
             self.count += 1
             time.sleep(self.period)
 
 
 class Served:
     def __init__(self, **publisher):
-        self.timings = {name: [] for name in STAGES}
+        self.timings = StageTimings(STAGES)
         self.out = io.StringIO()
         self.live = LiveServer(
-            parse_address("0"), self.timings, STAGES, {"model": "m.tflite"}, announce=self.out
+            parse_address("0"), self.timings, {"model": "m.tflite"}, announce=self.out
         )
         self.url = self.live.url
         self.port = self.live.address.port
         self.publisher = Publisher(self, **publisher)
 
-    def write(self, *args):
-        self.live.write(*args)
+    def write(self, result):
+        self.live.write(result)
 
     def close(self):
         self.publisher.stop.set()

@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 from fer_edge.device import serve
+from fer_edge.device.faces import FrameResult
 from fer_edge.device.serve import MAX_VIEWERS, LiveServer, parse_address
+from fer_edge.device.sources import Frame
+from fer_edge.timing import StageTimings
 
 STAGES = ("capture", "detect", "classify", "output")
 
@@ -23,14 +26,14 @@ STAGES = ("capture", "detect", "classify", "output")
 @contextlib.contextmanager
 def live_server(frames: bool = True):
     """A LiveServer with a publisher thread standing in for the frame loop."""
-    live = LiveServer(parse_address("0"), {s: [] for s in STAGES}, STAGES, announce=io.StringIO())
+    live = LiveServer(parse_address("0"), StageTimings(STAGES), announce=io.StringIO())
     stop = threading.Event()
 
     def publish():
         image = np.full((120, 160, 3), 90, np.uint8)
         index = 0
         while not stop.is_set():
-            live.write(index, index / 30, image, [])
+            live.write(FrameResult(Frame(index, index / 30, image), []))
             index += 1
             time.sleep(1 / 30)
 
