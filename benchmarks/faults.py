@@ -254,7 +254,7 @@ def make_inputs(root: Path) -> tuple[Path, Path]:
     """A short face video and a small generated dataset."""
     import cv2
 
-    from fer_edge.device.facevideo import compose_frames, write_video
+    from fer_edge.bench.facevideo import compose_frames, write_video
     from fer_edge.synthetic import write_folder_dataset
 
     video = root / "faces.mp4"

@@ -3,11 +3,11 @@
 A classifier's accuracy on dataset crops is not what a camera user gets: the detector must find
 the face, the crop must frame it like the training images, and no ghost boxes may appear. This
 builds a scene video from a class-folder split (faces upscaled and pasted at known places,
-:mod:`fer_edge.device.facevideo`), runs :func:`fer_edge.device.runner.run` on it once per
+:mod:`fer_edge.bench.facevideo`), runs :func:`fer_edge.device.runner.run` on it once per
 setting (detector, crop, detection width, threshold) and scores every frame against the truth:
 
 - **found**: share of shown faces with a matching box (one box per face, see
-  :func:`~fer_edge.device.facevideo.match_faces`);
+  :func:`~fer_edge.bench.facevideo.match_faces`);
 - **right on found**: share of found faces whose label is the true class;
 - **end to end**: found and right, over all shown faces;
 - **crop accuracy**: the same model on the same faces' own dataset crops (the ceiling);
@@ -281,14 +281,14 @@ def score_scene(
 
     Args:
         setting: the setting's name.
-        truth: the :class:`~fer_edge.device.facevideo.SceneTruth` of the video.
+        truth: the :class:`~fer_edge.bench.facevideo.SceneTruth` of the video.
         detected: the faces (:class:`~fer_edge.device.faces.FaceResult`) per frame index; a
             frame without an entry had no faces.
         crop_right: per frame, per shown face: whether the model is right on its own crop.
         summary: the run's :class:`~fer_edge.device.runner.RunSummary`.
     """
+    from fer_edge.bench.facevideo import match_faces
     from fer_edge.device.detect import NESTED_FRACTION
-    from fer_edge.device.facevideo import match_faces
 
     shown = found = right = crop_correct = false_boxes = nested = 0
     for index, (boxes, labels) in enumerate(zip(truth.boxes, truth.labels, strict=True)):
@@ -437,7 +437,7 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
         FerEdgeError: a bad scene (no faces, faces that do not fit the frame, classes the model
             lacks) or a setting the device loop rejects.
     """
-    from fer_edge.device.facevideo import compose_frames, sample_faces, write_scene
+    from fer_edge.bench.facevideo import compose_frames, sample_faces, write_scene
 
     runner = device_runner()
     if options.count < 1:

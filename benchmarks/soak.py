@@ -74,7 +74,7 @@ def make_video(path: Path, frames: int) -> Path:
     """Write a ``frames``-long video of one face drifting about a small frame."""
     import cv2
 
-    from fer_edge.device.facevideo import compose_frames, write_video
+    from fer_edge.bench.facevideo import compose_frames, write_video
 
     face = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
     if face is None:

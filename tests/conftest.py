@@ -73,7 +73,7 @@ def two_face_video(tmp_path_factory) -> Path:
     """24 frames at 10 fps: two astronaut faces side by side, in 4 places, 6 frames each."""
     import cv2
 
-    from fer_edge.device.facevideo import compose_frames, write_video
+    from fer_edge.bench.facevideo import compose_frames, write_video
 
     face = cv2.imread(str(Path(__file__).parent / "data" / "astronaut_face.png"), 0)
     frames = compose_frames([face] * 8, face_size=150, per_frame=2, hold=6, jitter=3)

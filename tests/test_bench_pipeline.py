@@ -14,7 +14,7 @@ FACE = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory) -> Path:
-    from fer_edge.device import facevideo
+    from fer_edge.bench import facevideo
 
     if not FACE.is_file():
         pytest.skip("tests/data/astronaut_face.png not present")

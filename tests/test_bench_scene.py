@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fer_edge.bench.facevideo import sample_faces
 from fer_edge.bench.scene import (
     SceneBenchOptions,
     bench_scene,
@@ -17,7 +18,6 @@ from fer_edge.bench.scene import (
 from fer_edge.classifier import FaceClassifier
 from fer_edge.cli import main
 from fer_edge.device.detect import Box
-from fer_edge.device.facevideo import sample_faces
 from fer_edge.errors import FerEdgeError
 
 FACE = Path(__file__).parent / "data" / "astronaut_face.png"

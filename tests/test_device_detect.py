@@ -6,6 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_edge.bench.facevideo import (
+    background,
+    compose_frames,
+    detection_rate,
+    found,
+    match_faces,
+    sample_faces,
+)
 from fer_edge.device.detect import (
     YUNET_MODEL,
     Box,
@@ -16,14 +24,6 @@ from fer_edge.device.detect import (
     default_yunet_model,
     make_detector,
     suppress_duplicates,
-)
-from fer_edge.device.facevideo import (
-    background,
-    compose_frames,
-    detection_rate,
-    found,
-    match_faces,
-    sample_faces,
 )
 from fer_edge.errors import FerEdgeError
 

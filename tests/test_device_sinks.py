@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_edge.bench.facevideo import read_frames
 from fer_edge.device.detect import Box
 from fer_edge.device.faces import FaceResult, FrameResult
-from fer_edge.device.facevideo import read_frames
 from fer_edge.device.sinks import (
     LABEL_COLORS,
     DisplaySink,

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_edge.bench.facevideo import background
 from fer_edge.classifier import FaceClassifier
 from fer_edge.device.detect import Box, make_detector
-from fer_edge.device.facevideo import background
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.smoothing import EmaSmoother
 from fer_edge.device.sources import Frame

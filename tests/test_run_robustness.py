@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fer_edge.bench.facevideo import compose_frames, read_frames, write_video
 from fer_edge.cli import main
 from fer_edge.device.faces import FrameResult
-from fer_edge.device.facevideo import compose_frames, read_frames, write_video
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.sinks import VideoSink
 from fer_edge.device.sources import Frame

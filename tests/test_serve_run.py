@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fer_edge.bench.facevideo import compose_frames, write_video
 from fer_edge.cli import main
-from fer_edge.device.facevideo import compose_frames, write_video
 from fer_edge.labels import FER2013_CLASSES
 
 FACE = Path(__file__).parent / "data" / "astronaut_face.png"

@@ -1,7 +1,7 @@
 """Measure where YuNet's five landmarks sit in FER2013 training crops: the alignment template.
 
 Every sampled training face is upscaled (as a face in front of a camera is larger than 48 px)
-and pasted on the scene background of :mod:`fer_edge.device.facevideo` with room around it, the
+and pasted on the scene background of :mod:`fer_edge.bench.facevideo` with room around it, the
 bundled YuNet detects it, and its landmarks are mapped back to 48x48 pixel coordinates. The
 template is the per-coordinate median over all faces and scales (robust to the faces where a
 landmark is off; ``sd`` in the printout is 1.4826 x the median absolute deviation), averaged
@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import write_json
+from fer_edge.bench.facevideo import background, found
 from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.device.detect import Box, YuNetDetector, default_yunet_model
-from fer_edge.device.facevideo import background, found
 from fer_edge.facecrop import LANDMARKS, MIRROR_PAIRS, AlignTemplate
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge.bench.facevideo import compose_frames, sample_faces
 from fer_edge.device.detect import Box
-from fer_edge.device.facevideo import compose_frames, sample_faces
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta
 from fer_edge.synthetic import synthetic_images

@@ -4,7 +4,7 @@ Used by the tests (a detector must find the face where it was pasted), the demo 
 resolution note (FER2013 val faces through ``fer-edge run``) and the benchmark's pipeline mode.
 The pasted rectangles are the ground truth for :func:`detection_rate`.
 
-    python -m fer_edge.device.facevideo --faces ../shared/data/fer2013/val --count 80 \\
+    python -m fer_edge.bench.facevideo --faces ../shared/data/fer2013/val --count 80 \\
         --out runs/faces.mp4
 """
 
