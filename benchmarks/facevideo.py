@@ -10,7 +10,6 @@ The pasted rectangles are the ground truth for :func:`detection_rate`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -375,12 +374,6 @@ def compose_cmd(
         },
     )
     click.echo(f"wrote {out} ({len(truth.boxes)} frames, {len(images)} faces) and {card.name}")
-
-
-def read_truth(path: str | os.PathLike[str]) -> list[tuple[Box, ...]]:
-    """Read the ``.truth.json`` written beside a composed video."""
-    data = json.loads(Path(path).read_text())
-    return [tuple(Box(*b) for b in frame) for frame in data["boxes"]]
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ FACE = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
 def face_video(tmp_path_factory) -> Path:
     from fer_edge.bench import facevideo
 
-    if not FACE.is_file():
-        pytest.skip("tests/data/astronaut_face.png not present")
     path = tmp_path_factory.mktemp("pipeline") / "face.avi"
     face = cv2.imread(str(FACE))
     facevideo.write_video(path, facevideo.compose_frames([face], face_size=160, hold=6), fps=10)
