@@ -1,8 +1,9 @@
 """What the pipeline makes of a frame: its classified faces, handed on to every sink.
 
 These types sit below the pipeline and the sinks alike, so data flows one way: sources yield
-:class:`~fer_edge.device.sources.Frame` objects, the pipeline turns each into a
-:class:`FrameResult`, and the sinks only read it.
+:class:`~fer_edge.device.sources.Frame` objects, the pipeline finds each one's
+:class:`FaceResult` list, the loop hands the two on as a :class:`FrameResult`, and the sinks only
+read it.
 """
 
 from __future__ import annotations

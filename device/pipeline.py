@@ -14,9 +14,8 @@ import numpy as np
 
 from fer_edge.classifier import FaceClassifier
 from fer_edge.device.detect import FaceDetector
-from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.device.faces import FaceResult
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import Frame
 from fer_edge.facecrop import CropOptions, face_crops
 from fer_edge.preprocess import to_gray
 from fer_edge.timing import StageTimings
@@ -59,9 +58,8 @@ class FacePipeline:
         self.smoother = smoother or EmaSmoother(alpha=1.0)
         self.timings = timings if timings is not None else StageTimings(PIPELINE_STAGES)
 
-    def process(self, frame: Frame) -> FrameResult:
-        """Return the classified faces of one frame, largest first."""
-        image = frame.image
+    def process(self, image: np.ndarray) -> list[FaceResult]:
+        """Return the classified faces of one frame (BGR, or gray), largest first."""
         t0 = time.perf_counter()
         # Once per frame: the crops are cut from it, and a detector that needs no colour
         # (Haar) detects on it.
@@ -79,8 +77,7 @@ class FacePipeline:
             self.timings.add("classify", time.perf_counter() - t0)
         probs = self.smoother.update(boxes, probs)
         labels = self.classifier.labels
-        faces = [
+        return [
             FaceResult.from_probs(b, p, labels, face_id)
             for b, p, face_id in zip(boxes, probs, self.smoother.ids, strict=True)
         ]
-        return FrameResult(frame, faces)

@@ -30,7 +30,7 @@ from fer_edge.device.detect import (
     DEFAULT_MARGIN,
     make_detector,
 )
-from fer_edge.device.faces import FaceResult
+from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
@@ -449,7 +449,7 @@ def run(options: RunOptions) -> RunSummary:
                     if frame is None:
                         break
                     timings.add("capture", capture)
-                    result = pipeline.process(frame)
+                    result = FrameResult(frame, pipeline.process(frame.image))
                     tally.add(result.faces)
                     t0 = time.perf_counter()
                     for sink in sinks:
