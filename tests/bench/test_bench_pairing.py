@@ -11,7 +11,7 @@ from fer_edge.bench.pairing import pair_models
 from fer_edge.card import read_card
 from fer_edge.errors import FerEdgeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _model(folder: Path, name: str, card: dict | None = None) -> Path:

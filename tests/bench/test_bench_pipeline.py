@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fer_edge.cli import main
 
-FACE = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 @pytest.fixture(scope="module")

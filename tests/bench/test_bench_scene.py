@@ -20,7 +20,7 @@ from fer_edge.cli import main
 from fer_edge.device.detect import Box
 from fer_edge.errors import FerEdgeError
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "models" / "peers"
+PEERS = Path(__file__).resolve().parents[3] / "shared" / "models" / "peers"
 MINI = "fer2013_mini_XCEPTION.102-0.66.hdf5"
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "peer_models.py"
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "peer_models.py"
 
 
 def _tool():

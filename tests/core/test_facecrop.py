@@ -21,7 +21,7 @@ from fer_edge.facecrop import (
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta
 from fer_edge.preprocess import InputSpec
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 @pytest.mark.parametrize(

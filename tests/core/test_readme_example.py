@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+README = Path(__file__).resolve().parents[2] / "README.md"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 def example_code():

@@ -28,7 +28,7 @@ from fer_edge.device.detect import (
 from fer_edge.errors import FerEdgeError
 
 # A public-domain NASA photo (see tests/data/astronaut_face.LICENSE.txt).
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 def astronaut() -> np.ndarray:

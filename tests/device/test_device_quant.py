@@ -10,7 +10,7 @@ from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.preprocess import dequantize, quantize
 from fer_edge.runtime import load_runtime
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 def test_dequantize_by_hand():

@@ -32,7 +32,7 @@ from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, read_meta
 from fer_edge.preprocess import InputSpec
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 FPS = 10.0
 
 

@@ -11,9 +11,8 @@ from fer_edge.classifier import FaceClassifier
 from fer_edge.device.detect import Box, make_detector
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.smoothing import EmaSmoother
-from fer_edge.device.sources import Frame
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 A = Box(0, 0, 100, 100)
 A_MOVED = Box(10, 5, 100, 100)  # IoU with A = 90*95 / (2*10000 - 90*95) = 0.745
@@ -99,8 +98,7 @@ def test_a_moving_face_keeps_its_id_through_the_pipeline(tiny_tflite):
         frame[y : y + 160, x : x + 160] = face
         if i >= 10:  # a second person steps in and stays
             frame[40:200, 440:600] = face
-        result = pipeline.process(Frame(i, i / 10, frame))
-        (first, *others) = sorted(result.faces, key=lambda r: r.box.x)
+        (first, *others) = sorted(pipeline.process(frame), key=lambda r: r.box.x)
         ids.append(first.id)
         if i >= 10:
             assert [o.id for o in others] == [2]

@@ -22,7 +22,7 @@ from fer_edge.device.sinks import JsonlSink
 from fer_edge.device.sources import Frame
 from fer_edge.labels import FER2013_CLASSES
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "pi_emulation"
+TOOLS = Path(__file__).resolve().parents[2] / "tools" / "pi_emulation"
 STEP = 1 / 256
 SKIP_CODE = 75
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"

@@ -26,7 +26,7 @@ from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES
 
 FPS = 10.0
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 def read_jsonl(path):

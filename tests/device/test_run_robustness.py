@@ -24,7 +24,7 @@ from fer_edge.device.sinks import VideoSink
 from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
 
 def astronaut() -> np.ndarray:

@@ -25,7 +25,7 @@ from fer_edge.bench.facevideo import compose_frames, write_video
 from fer_edge.cli import main
 from fer_edge.labels import FER2013_CLASSES
 
-FACE = Path(__file__).parent / "data" / "astronaut_face.png"
+FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 STAGES = ["capture", "detect", "classify", "output"]
 DEADLINE = 60.0
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fer_edge.device.service import ServiceSpec, render_unit, service_cmd, systemd_quote
 from fer_edge.errors import FerEdgeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN_ARGS = ("-m", "models/edge_int8.tflite", "--source", "picamera", "--serve", "0.0.0.0:8080")
 
 
