@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fer_edge import __version__
 from fer_edge.bench.environment import Environment, collect_environment
-from fer_edge.bench.render import render_markdown_table, render_text_table
+from fer_edge.bench.render import TableReport
 from fer_edge.bench.results import Skip
 from fer_edge.errors import FerEdgeError
 
@@ -59,7 +58,7 @@ class PipelineBenchOptions:
 
 
 @dataclass
-class PipelineReport:
+class PipelineReport(TableReport):
     """The runs of one pipeline bench.
 
     Attributes:
@@ -70,6 +69,10 @@ class PipelineReport:
         skipped: runtimes that would not load.
     """
 
+    mode = "--pipeline"
+    headers = PIPELINE_HEADERS
+    left = 1
+
     created: str
     environment: Environment
     options: dict[str, Any]
@@ -78,18 +81,15 @@ class PipelineReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document written by ``--json``."""
-        return {
-            "schema": PIPELINE_SCHEMA,
-            "created": self.created,
-            "fer_edge": __version__,
-            "environment": self.environment.to_dict(),
-            "options": self.options,
-            "runs": [
+        return self.document(
+            PIPELINE_SCHEMA,
+            options=self.options,
+            runs=[
                 {"runtime": name, "threads": threads, **summary.to_dict()}
                 for name, threads, summary in self.runs
             ],
-            "skipped": [s.to_dict() for s in self.skipped],
-        }
+            skipped=[s.to_dict() for s in self.skipped],
+        )
 
     def cells(self) -> list[list[str]]:
         """Return one table row per run, in :data:`PIPELINE_HEADERS` order."""
@@ -112,7 +112,8 @@ class PipelineReport:
             )
         return rows
 
-    def _how(self) -> list[str]:
+    def how(self) -> list[str]:
+        """Return the lines that say how the numbers were measured."""
         first = self.runs[0][2] if self.runs else None
         lines = [f"machine: {self.environment.summary()}, load {self.environment.load_1m}"]
         if first is not None:
@@ -121,16 +122,6 @@ class PipelineReport:
                 "stage times are medians (classify per face, the rest per frame), no output sinks"
             )
         return lines + [s.describe() for s in self.skipped]
-
-    def format(self) -> str:
-        """Return the terminal table and how it was measured."""
-        return "\n".join([render_text_table(PIPELINE_HEADERS, self.cells(), left=1), *self._how()])
-
-    def to_markdown(self) -> str:
-        """Return the Markdown report."""
-        table = render_markdown_table(PIPELINE_HEADERS, self.cells(), left=1)
-        how = "\n".join(f"- {line}" for line in self._how())
-        return f"## fer-edge bench --pipeline ({self.created})\n\n{table}\n\n{how}\n"
 
 
 def device_runner() -> Any:

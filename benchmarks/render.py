@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
+from fer_edge import __version__
 from fer_edge.atomic import atomic_path, write_json, write_text
+from fer_edge.bench.environment import Environment
 from fer_edge.bench.results import BenchReport, ResultRow
 
 HEADERS: tuple[str, ...] = (
@@ -90,6 +93,51 @@ def render_markdown_table(
     out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+class TableReport:
+    """A bench report shown as one table and the lines that say how it was measured.
+
+    Subclasses set :attr:`mode`, :attr:`headers` and :attr:`left` and give ``created``,
+    ``environment``, :meth:`cells` and :meth:`how`; the terminal and Markdown forms and the
+    head of the JSON document are the same for all.
+    """
+
+    #: The bench flag, e.g. ``--pipeline``.
+    mode: ClassVar[str]
+    headers: ClassVar[tuple[str, ...]]
+    #: How many leading columns are left-aligned (names; the numbers align right).
+    left: ClassVar[int]
+    created: str
+    environment: Environment
+
+    def document(self, schema: str, **body: Any) -> dict[str, Any]:
+        """Return the JSON document: schema, created, version, environment, then ``body``."""
+        return {
+            "schema": schema,
+            "created": self.created,
+            "fer_edge": __version__,
+            "environment": self.environment.to_dict(),
+            **body,
+        }
+
+    def cells(self) -> list[list[str]]:
+        """Return one row per result, in :attr:`headers` order."""
+        raise NotImplementedError
+
+    def how(self) -> list[str]:
+        """Return the lines that say how the numbers were measured."""
+        raise NotImplementedError
+
+    def format(self) -> str:
+        """Return the terminal table and how it was measured."""
+        return "\n".join([render_text_table(self.headers, self.cells(), self.left), *self.how()])
+
+    def to_markdown(self) -> str:
+        """Return the Markdown report."""
+        table = render_markdown_table(self.headers, self.cells(), self.left)
+        how = "\n".join(f"- {line}" for line in self.how())
+        return f"## fer-edge bench {self.mode} ({self.created})\n\n{table}\n\n{how}\n"
 
 
 def _how(report: BenchReport) -> list[str]:

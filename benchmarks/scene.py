@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge import __version__
 from fer_edge.bench.environment import Environment, collect_environment
 from fer_edge.bench.loop import device_runner
-from fer_edge.bench.render import render_markdown_table, render_text_table
+from fer_edge.bench.render import TableReport
 from fer_edge.errors import FerEdgeError
 
 SCENE_SCHEMA = "fer-edge-bench-scene/1"
@@ -319,7 +318,7 @@ def score_scene(
 
 
 @dataclass
-class SceneReport:
+class SceneReport(TableReport):
     """Every setting's score on one scene.
 
     Attributes:
@@ -329,6 +328,10 @@ class SceneReport:
         scores: one per setting, in the order run.
         load_after: the 1-minute load average at the end.
     """
+
+    mode = "--scene"
+    headers = SCENE_HEADERS
+    left = 3
 
     created: str
     environment: Environment
@@ -363,7 +366,8 @@ class SceneReport:
             for s in self.scores
         ]
 
-    def _how(self) -> list[str]:
+    def how(self) -> list[str]:
+        """Return the lines that say how the numbers were measured."""
         o = self.options
         return [
             f"scene: {o['count']} faces from {o['faces']}, {o['per_frame']} per frame, "
@@ -374,27 +378,14 @@ class SceneReport:
             f"{self.load_after}",
         ]
 
-    def format(self) -> str:
-        """Return the terminal table and how it was measured."""
-        return "\n".join([render_text_table(SCENE_HEADERS, self.cells(), left=3), *self._how()])
-
-    def to_markdown(self) -> str:
-        """Return the Markdown report."""
-        table = render_markdown_table(SCENE_HEADERS, self.cells(), left=3)
-        how = "\n".join(f"- {line}" for line in self._how())
-        return f"## fer-edge bench --scene ({self.created})\n\n{table}\n\n{how}\n"
-
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document written by ``--json``."""
-        return {
-            "schema": SCENE_SCHEMA,
-            "created": self.created,
-            "fer_edge": __version__,
-            "environment": self.environment.to_dict(),
-            "load_after": self.load_after,
-            "options": self.options,
-            "scores": [s.to_dict() for s in self.scores],
-        }
+        return self.document(
+            SCENE_SCHEMA,
+            load_after=self.load_after,
+            options=self.options,
+            scores=[s.to_dict() for s in self.scores],
+        )
 
 
 class _Collect:
@@ -404,7 +395,7 @@ class _Collect:
         self.faces: dict[int, list[Any]] = {}
 
     def write(self, result: Any) -> None:
-        self.faces[result.index] = list(result.faces)
+        self.faces[result.frame.index] = list(result.faces)
 
     def close(self) -> None:
         pass

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import click
 
-from fer_edge.clitypes import FiniteFloat
+from fer_edge.clitypes import FiniteFloat, runtime_option
 from fer_edge.convert.options import CONVERT_STRATEGIES, PTQ_CHOICES
 from fer_edge.errors import FerEdgeError
-from fer_edge.runtime import RUNTIME_CHOICES
 from fer_edge.train.precision import PRECISIONS
 
 
-@click.command("convert")
+@click.command("convert", context_settings={"show_default": True})
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--data",
@@ -28,15 +27,13 @@ from fer_edge.train.precision import PRECISIONS
     "--out",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Output folder.  [default: models/NAME]",
 )
-@click.option("--name", default=None, help="Output file prefix.  [default: the model's name]")
+@click.option("--name", help="Output file prefix.  [default: the model's name]")
 @click.option("--int8", is_flag=True, help="Full-integer model by quantisation-aware training.")
 @click.option(
     "--prune",
     type=FiniteFloat(),
-    default=None,
     metavar="SPARSITY",
     help="Magnitude-prune to this sparsity (e.g. 0.5); with --int8, pruning-preserving QAT.",
 )
@@ -46,42 +43,31 @@ from fer_edge.train.precision import PRECISIONS
     type=click.Choice(PTQ_CHOICES),
     help="Post-training baseline to export too (repeatable).",
 )
-@click.option("--epochs", type=int, default=3, show_default=True, help="Epochs of pruning / QAT.")
-@click.option("--lr", type=FiniteFloat(), default=1e-4, show_default=True, help="Fine-tuning rate.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option(
-    "--augment/--no-augment", default=True, show_default=True, help="Augment while fine-tuning."
-)
+@click.option("--epochs", type=int, default=3, help="Epochs of pruning / QAT.")
+@click.option("--lr", type=FiniteFloat(), default=1e-4, help="Fine-tuning rate.")
+@click.option("--batch-size", type=int, default=64)
+@click.option("--augment/--no-augment", default=True, help="Augment while fine-tuning.")
 @click.option(
     "--representative",
     type=int,
     default=300,
-    show_default=True,
     help="Training faces that calibrate --ptq int8.",
 )
-@click.option("--classes", default=None, help="Classes; must match the model's labels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classes", help="Classes; must match the model's labels.")
+@click.option("--seed", type=int, default=0)
 @click.option("--edgetpu", is_flag=True, help="Compile int8 outputs with edgetpu_compiler.")
-@click.option(
-    "--runtime",
-    type=click.Choice(RUNTIME_CHOICES),
-    default="auto",
-    show_default=True,
-    help="TFLite runtime that judges the outputs.",
-)
-@click.option("--threads", type=int, default=None, help="Interpreter threads when judging.")
+@runtime_option("TFLite runtime that judges the outputs.")
+@click.option("--threads", type=int, help="Interpreter threads when judging.")
 @click.option(
     "--strategy",
     type=click.Choice(CONVERT_STRATEGIES),
     default="one",
-    show_default=True,
     help="tf.distribute strategy of pruning / QAT fine-tuning (mirrored: all local GPUs).",
 )
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
     default="float32",
-    show_default=True,
     help="Fine-tuning runs float32 only: tfmot's pruning and QAT have no mixed precision.",
 )
 def convert_cmd(

@@ -10,7 +10,7 @@ import click
 
 from fer_edge.atomic import check_output_file, write_json
 from fer_edge.classifier import TTA_CHOICES
-from fer_edge.clitypes import FiniteFloat
+from fer_edge.clitypes import FILE, FiniteFloat, runtime_option
 from fer_edge.device.batch import expand_sources, run_batch
 from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
@@ -18,7 +18,6 @@ from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink
 from fer_edge.device.sources import MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
-from fer_edge.runtime import RUNTIME_CHOICES
 
 
 def parse_size(
@@ -46,11 +45,11 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
-@click.command("run")
+@click.command("run", context_settings={"show_default": True})
 @click.option(
     "--model",
     "-m",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="A .tflite model with fer-edge metadata (float or int8). Default: the bundled model.",
 )
 @click.option(
@@ -59,21 +58,19 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "sources",
     multiple=True,
     default=["0"],
-    show_default=True,
     help="picamera, a camera index or /dev/videoN, a video, an image, a folder or a 'glob*'. "
     "Repeat it, or give a glob of videos, to run several files (see --out-dir).",
 )
-@click.option("--detector", type=click.Choice(DETECTORS), default="yunet", show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS), default="yunet")
 @click.option(
     "--detector-model",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="A YuNet .onnx file for --detector yunet [default: the bundled one].",
 )
 @click.option(
     "--detect-width",
     type=int,
     default=DEFAULT_DETECT_WIDTH,
-    show_default=True,
     metavar="PX",
     help="Detect faces on frames scaled down to this width (0: full size); crops stay full size.",
 )
@@ -84,7 +81,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "both: the two averaged [default: box].",
 )
 @click.option("--threads", type=int, help="Interpreter CPU threads (default: runtime's choice).")
-@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
+@runtime_option()
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run the model on a Coral.")
 @click.option(
     "--tta",
@@ -104,7 +101,6 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "--every",
     type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     metavar="N",
     help="Files: classify every Nth frame (the others are skipped fast); t stays source time.",
 )
@@ -114,31 +110,28 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="Box-crop margin per side, as a fraction of the face box (negative: inside it) "
     "[default: haar 0.02, yunet -0.075].",
 )
-@click.option("--min-face", default=40, show_default=True, help="Smallest face side in pixels.")
+@click.option("--min-face", default=40, help="Smallest face side in pixels.")
 @click.option(
     "--smooth",
     "smooth_alpha",
     type=FiniteFloat(),
     default=0.5,
-    show_default=True,
     help="Weight of the newest frame in the per-face moving average.",
 )
 @click.option("--no-smooth", is_flag=True, help="Classify every frame on its own.")
 @click.option("--jsonl", metavar="PATH|-", help="One JSON line per frame; '-' for stdout.")
-@click.option(
-    "--save", type=click.Path(path_type=Path, dir_okay=False), help="Annotated video (.mp4/.avi)."
-)
+@click.option("--save", type=FILE, help="Annotated video (.mp4/.avi).")
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="One row per face per frame (source, frame, t, id, box, label, score, a column per "
     "class), for pandas.read_csv.",
 )
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Write an HTML report (per-face timelines, share of time per expression) at the end.",
 )
 @click.option(
@@ -158,7 +151,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--summary",
     "summary_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Also write the exit summary (fps, stage timings) as JSON.",
 )
 def run_cmd(

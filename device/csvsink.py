@@ -44,8 +44,8 @@ def face_rows(source: str, result: FrameResult, labels: Sequence[str]) -> list[l
         rows.append(
             [
                 source,
-                int(result.index),
-                round(float(result.t), 3),
+                int(result.frame.index),
+                round(float(result.frame.t), 3),
                 face_id,
                 *data["box"],
                 data["label"],
@@ -95,7 +95,7 @@ class CsvSink:
 
     def write(self, result: FrameResult) -> None:
         """Append this frame's rows."""
-        rows = face_rows(self._source_name(result.index), result, self.labels)
+        rows = face_rows(self._source_name(result.frame.index), result, self.labels)
         self._writer.writerows(rows)
         self._file.flush()
         self.rows += len(rows)

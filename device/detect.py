@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CROP_MODES
+from fer_edge.models import bundled_file
 from fer_edge.preprocess import to_gray
 
 DETECTORS: tuple[str, ...] = ("haar", "yunet")
@@ -73,12 +73,8 @@ def default_yunet_model() -> Path:
     Raises:
         FerEdgeError: the package was installed without it.
     """
-    candidate = resources.files("fer_edge.models").joinpath(YUNET_MODEL)
-    if candidate.is_file():
-        return Path(str(candidate))
-    raise FerEdgeError(
-        f"--detector yunet: the bundled {YUNET_MODEL} is missing from this install; "
-        "pass --detector-model PATH or use --detector haar"
+    return bundled_file(
+        YUNET_MODEL, "--detector yunet", "pass --detector-model PATH or use --detector haar"
     )
 
 

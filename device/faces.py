@@ -67,18 +67,3 @@ class FrameResult:
 
     frame: Frame
     faces: list[FaceResult] = field(default_factory=list)
-
-    @property
-    def index(self) -> int:
-        """The frame's position in its source."""
-        return self.frame.index
-
-    @property
-    def t(self) -> float:
-        """The frame's time in seconds (see :attr:`Frame.t`)."""
-        return self.frame.t
-
-    @property
-    def image(self) -> np.ndarray:
-        """The frame's BGR image."""
-        return self.frame.image

@@ -172,7 +172,7 @@ class LiveFeed:
             latest.result = result
             # Without viewers nobody needs the pixels: no encoding work at all.
             if self._watchers:
-                latest.image = result.image
+                latest.image = result.frame.image
                 self._new_frame.notify()
             else:
                 latest.image = None
@@ -313,6 +313,6 @@ class LiveFeed:
                 continue
             with self._lock:
                 if self._watchers:
-                    self._jpeg = EncodedFrame(seq, result.index, buffer.tobytes())
+                    self._jpeg = EncodedFrame(seq, result.frame.index, buffer.tobytes())
                     self._encoded += 1
                     self._new_jpeg.notify_all()

@@ -18,6 +18,7 @@ import click
 
 from fer_edge import __version__
 from fer_edge.atomic import check_output_file, check_output_folder, write_text
+from fer_edge.clitypes import FILE
 from fer_edge.device.faces import FrameResult
 from fer_edge.device.recording import (
     SUMMARY_SUFFIX,
@@ -290,19 +291,19 @@ def figures_folder(report: str | os.PathLike[str]) -> Path:
 
 
 @click.command("report")
-@click.argument("jsonl", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("jsonl", nargs=-1, required=True, type=FILE)
 @click.option(
     "--out",
     "-o",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="The HTML report to write.",
 )
 @click.option(
     "--summary",
     "summaries",
     multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="A 'fer-edge run --summary' file per JSONL, in the same order "
     f"[default: NAME{SUMMARY_SUFFIX} beside NAME.jsonl, when there is one].",
 )

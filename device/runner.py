@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from fer_edge.device.sources import (
 )
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
+from fer_edge.models import bundled_file
 from fer_edge.runtime import check_threads
 from fer_edge.timing import LatencyStats, StageTimings
 
@@ -67,12 +67,11 @@ def default_model_path() -> Path:
     Raises:
         FerEdgeError: the package's model files are missing (a broken install).
     """
-    candidate = resources.files("fer_edge.models").joinpath(DEFAULT_MODEL)
-    if candidate.is_file():
-        return Path(str(candidate))
-    raise FerEdgeError(
-        f"--model: the bundled {DEFAULT_MODEL} is missing from this install; reinstall fer-edge "
-        "or pass a .tflite made by 'fer-edge convert', e.g. --model models/edge_int8.tflite"
+    return bundled_file(
+        DEFAULT_MODEL,
+        "--model",
+        "reinstall fer-edge or pass a .tflite made by 'fer-edge convert', "
+        "e.g. --model models/edge_int8.tflite",
     )
 
 

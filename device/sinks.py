@@ -117,8 +117,8 @@ def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, An
     can be joined back to the photos.
     """
     return {
-        "frame": int(result.index),
-        "t": round(float(result.t), 3),
+        "frame": int(result.frame.index),
+        "t": round(float(result.frame.t), 3),
         **({} if source is None else {"source": source}),
         "faces": [face.to_dict() for face in result.faces],
     }
@@ -153,7 +153,7 @@ class JsonlSink:
 
     def write(self, result: FrameResult) -> None:
         """Write and flush one line."""
-        source = self._source_of(result.index) if self._source_of is not None else None
+        source = self._source_of(result.frame.index) if self._source_of is not None else None
         self._stream.write(json.dumps(jsonl_record(result, source)) + "\n")
         self._stream.flush()
         self.lines += 1
@@ -213,7 +213,7 @@ class VideoSink:
 
     def write(self, result: FrameResult) -> None:
         """Draw the faces onto the frame and append it (see ``follow_time``)."""
-        frame, t = result.image, result.t
+        frame, t = result.frame.image, result.frame.t
         if self._writer is None:
             self._open((frame.shape[1], frame.shape[0]))
             self._t0 = t
@@ -306,7 +306,7 @@ class DisplaySink:
         dt, self._last = now - self._last, now
         if dt > 0:
             self._fps = 0.9 * self._fps + 0.1 / dt if self._fps else 1.0 / dt
-        cv2.imshow(self.title, draw_faces(result.image, result.faces, f"{self._fps:.1f} fps"))
+        cv2.imshow(self.title, draw_faces(result.frame.image, result.faces, f"{self._fps:.1f} fps"))
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             raise StopRun("window closed")
@@ -339,7 +339,7 @@ class StatusSink:
         self._last = now
         labels = ", ".join(f"{f.label} {f.score:.2f}" for f in result.faces) or "no face"
         self._stream.write(
-            f"\rframe {result.index}  {self._frames / now:5.1f} fps  {labels}"[:120].ljust(60)
+            f"\rframe {result.frame.index}  {self._frames / now:5.1f} fps  {labels}"[:120].ljust(60)
         )
         self._stream.flush()
         self._printed = True

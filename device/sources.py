@@ -171,7 +171,23 @@ def _quiet_opencv() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
-class ImageSource:
+class _DecodingSource:
+    """What the decoding sources share: the description, frame rate, counts and noise catcher."""
+
+    def __init__(self, description: str, fps: float | None = None):
+        """Start counting; call once the source has opened (the noise catcher holds a file)."""
+        self.description = description
+        self.fps = fps
+        self.skipped = 0
+        self.damaged = 0
+        self._noise = DecoderNoise()
+
+    def close(self) -> None:
+        """Delete the decoder-noise scratch file."""
+        self._noise.close()
+
+
+class ImageSource(_DecodingSource):
     """Still images: one file, a folder (sorted) or a glob pattern (sorted)."""
 
     timed = False
@@ -188,13 +204,9 @@ class ImageSource:
         ``every`` > 1 yields only every ``every``-th file (its index stays its position in
         ``paths``); the others are not read.
         """
+        super().__init__(description)
         self.paths = list(paths)
-        self.description = description
-        self.fps: float | None = None
-        self.skipped = 0
-        self.damaged = 0
         self._size = size
-        self._noise = DecoderNoise()
         self._every = every
 
     def frames(self) -> Iterator[Frame]:
@@ -210,12 +222,8 @@ class ImageSource:
             self.damaged += int(noisy)
             yield Frame(index, time.perf_counter() - start, _fit(image, self._size), path.name)
 
-    def close(self) -> None:
-        """Delete the decoder-noise scratch file."""
-        self._noise.close()
 
-
-class VideoSource:
+class VideoSource(_DecodingSource):
     """A video file read with OpenCV (FFmpeg)."""
 
     timed = True
@@ -235,12 +243,8 @@ class VideoSource:
         if not opened:
             raise FerEdgeError(f"--source: cannot open {path} as a video")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else None
-        self.description = f"video {path.name}"
-        self.skipped = 0
-        self.damaged = 0
+        super().__init__(f"video {path.name}", float(fps) if fps and fps > 0 else None)
         self._size = size
-        self._noise = DecoderNoise()
         self._every = every
 
     def frames(self) -> Iterator[Frame]:
@@ -277,10 +281,10 @@ class VideoSource:
     def close(self) -> None:
         """Release the file."""
         self._cap.release()
-        self._noise.close()
+        super().close()
 
 
-class CameraSource:
+class CameraSource(_DecodingSource):
     """A USB/V4L2 camera opened by index (``0``) or device path (``/dev/video0``)."""
 
     timed = True
@@ -291,7 +295,6 @@ class CameraSource:
         Raises:
             FerEdgeError: no camera there, or it delivers no frames.
         """
-        self.description = f"camera {device}"
         with _quiet_opencv():
             self._cap = cv2.VideoCapture(device)
             opened = self._cap.isOpened()
@@ -307,12 +310,9 @@ class CameraSource:
             self._cap.release()
             raise FerEdgeError(f"--source {device}: the camera opened but delivers no frames")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else None
-        self.skipped = 0
-        self.damaged = 0
-        self._first: np.ndarray | None = first
         # USB cameras sending MJPEG often make libjpeg complain about every frame.
-        self._noise = DecoderNoise()
+        super().__init__(f"camera {device}", float(fps) if fps and fps > 0 else None)
+        self._first: np.ndarray | None = first
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames until the camera stops delivering.
@@ -345,7 +345,7 @@ class CameraSource:
     def close(self) -> None:
         """Release the camera."""
         self._cap.release()
-        self._noise.close()
+        super().close()
 
 
 class PicameraSource:

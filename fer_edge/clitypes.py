@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+
+from fer_edge.runtime import RUNTIME_CHOICES
 
 
 class FiniteFloat(click.FloatRange):
@@ -32,3 +36,12 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(number, param, ctx)
+
+
+#: A file (not a folder) flag, given to the command as a :class:`~pathlib.Path`.
+FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+def runtime_option(help: str | None = None) -> Callable[[Any], Any]:
+    """Return the ``--runtime`` option (``auto`` or one interpreter runtime by name)."""
+    return click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", help=help)

@@ -36,13 +36,11 @@ def _list_models() -> None:
         click.echo(f"{name:<16}{model.count_params():>12,}{macs:>9.1f}M  {family.summary}")
 
 
-@click.command("train")
+@click.command("train", context_settings={"show_default": True})
 @click.option(
     "--data", "data", type=click.Path(), help="Dataset folder (train/val/test) or FER2013 CSV."
 )
-@click.option(
-    "--model", "model", default="edge", show_default=True, help="Registry model; see --list-models."
-)
+@click.option("--model", "model", default="edge", help="Registry model; see --list-models.")
 @click.option("--out", "out", type=click.Path(), help="Run folder, e.g. runs/edge.")
 @click.option(
     "--epochs",
@@ -54,59 +52,48 @@ def _list_models() -> None:
     "--batch-size",
     type=click.IntRange(1),
     default=64,
-    show_default=True,
     help="Global batch, split across all replicas.",
 )
 @click.option(
     "--lr",
     "learning_rate",
     type=FiniteFloat(),
-    default=None,
     help="Peak Adam LR [default: the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, others 1e-3, "
     "for batch 64; not rescaled: for a k times larger batch try sqrt(k) times the LR].",
 )
-@click.option(
-    "--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True
-)
+@click.option("--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine")
 @click.option(
     "--patience",
     type=click.IntRange(0),
     default=0,
-    show_default=True,
     help="Early-stopping patience on selection accuracy (0: off).",
 )
-@click.option(
-    "--classes", default=None, help="Class subset, e.g. happy,sad,surprise,neutral or fer4."
-)
+@click.option("--classes", help="Class subset, e.g. happy,sad,surprise,neutral or fer4.")
 @click.option(
     "--select-fraction",
     type=FiniteFloat(0.01, 0.5),
     default=0.1,
-    show_default=True,
     help="Share of train held out to pick the best epoch (val is never used to tune).",
 )
-@click.option("--eval-split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--eval-split", type=click.Choice(["val", "test"]), default="val")
 @click.option(
     "--class-weight",
     type=FiniteFloat(0, 1),
     default=0.0,
-    show_default=True,
     help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
 )
-@click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0, show_default=True)
+@click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option(
     "--erase",
     type=FiniteFloat(0, 1),
     default=0.0,
-    show_default=True,
     help="Random-erasing probability.",
 )
 @click.option(
     "--mixup",
     type=FiniteFloat(0),
     default=0.0,
-    show_default=True,
     help="Mixup Beta(alpha, alpha); 0 off.",
 )
 @click.option(
@@ -119,14 +106,12 @@ def _list_models() -> None:
 @click.option(
     "--weights",
     type=click.Path(),
-    default=None,
     help="Local ImageNet weights file for vgg16/resnet50/efficientnetb0.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0)
 @click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
-    default=None,
     help="auto: all local GPUs if there are several, else one device; mirrored: all local "
     "GPUs (or logical CPUs); multi-worker: the cluster in TF_CONFIG. With --resume: the "
     "run's, unless given.  [default: auto]",
@@ -135,7 +120,6 @@ def _list_models() -> None:
     "--precision",
     type=click.Choice(PRECISIONS),
     default="float32",
-    show_default=True,
     help="mixed: float16 on GPUs, bfloat16 Conv2D/Dense on CPUs with AVX512-BF16 or AMX; "
     "model.keras stays float32. With --resume: the run's.",
 )
@@ -206,13 +190,10 @@ def train_cmd(
 @click.option(
     "--tta",
     type=click.Choice(["none", "flip"]),
-    default=None,
     help="Test-time augmentation: flip averages the face and its mirror image "
     "[default: the model card's choice; none for .keras].",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(), default=None, help="Also write the metrics as JSON."
-)
+@click.option("--json", "json_out", type=click.Path(), help="Also write the metrics as JSON.")
 def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: str | None) -> None:
     """Evaluate a saved model (.keras or .tflite) on a dataset split.
 

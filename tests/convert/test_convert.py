@@ -54,6 +54,16 @@ def train_registry_model(
     return fit_registry_model(name, train.images, train.labels, out, epochs, augment, **build_opts)
 
 
+def convert_int8(model: Path, data: Path, out: Path, batch_size=16, **options) -> ConvertReport:
+    """Convert with --int8: one quick fine-tuning epoch, no augmentation."""
+    from fer_edge.train.inputs import NO_AUGMENT
+
+    fine_tune = FineTuneOptions(epochs=1, batch_size=batch_size, augment=NO_AUGMENT)
+    return convert(
+        ConvertOptions(model=model, data=data, out=out, int8=True, fine_tune=fine_tune, **options)
+    )
+
+
 @pytest.fixture(scope="module")
 def grating_data(tmp_path_factory) -> Path:
     return write_folder_dataset(
@@ -255,18 +265,10 @@ def test_cards_read_back_with_the_measured_numbers(everything):
 
 def test_plain_qat_int8(tmp_path_factory, grating_data):
     """The --int8 path without pruning, on the quick-to-quantise mlp."""
-    from fer_edge.train.inputs import NO_AUGMENT
-
     run = tmp_path_factory.mktemp("runs_mlp")
     model = train_registry_model("mlp", grating_data, run, epochs=1)
-    report = convert(
-        ConvertOptions(
-            model=model,
-            data=grating_data,
-            out=tmp_path_factory.mktemp("models") / "mlp",
-            int8=True,
-            fine_tune=FineTuneOptions(epochs=1, batch_size=32, augment=NO_AUGMENT),
-        )
+    report = convert_int8(
+        model, grating_data, tmp_path_factory.mktemp("models") / "mlp", batch_size=32
     )
     assert [m.path.name for m in report.models] == [
         "tiny-mlp_float32.tflite",
@@ -287,17 +289,7 @@ def test_plain_qat_int8(tmp_path_factory, grating_data):
 
 @pytest.mark.slow
 def test_plain_qat_on_a_conv_net_agrees_with_float(tmp_path, grating_data, edge_model):
-    from fer_edge.train.inputs import NO_AUGMENT
-
-    report = convert(
-        ConvertOptions(
-            model=edge_model,
-            data=grating_data,
-            out=tmp_path / "edge",
-            int8=True,
-            fine_tune=FineTuneOptions(epochs=1, batch_size=16, augment=NO_AUGMENT),
-        )
-    )
+    report = convert_int8(edge_model, grating_data, tmp_path / "edge")
     qat = report.by_method("qat-int8")
     assert tensor_dtypes(qat.path)[2] <= {"int8", "int32"}
     assert qat.agreement >= 0.9
@@ -306,20 +298,9 @@ def test_plain_qat_on_a_conv_net_agrees_with_float(tmp_path, grating_data, edge_
 
 @pytest.mark.slow
 def test_pqat_on_cnn_4stage(tmp_path, grating_data):
-    from fer_edge.train.inputs import NO_AUGMENT
-
     (tmp_path / "run").mkdir()
     model = train_registry_model("cnn-4stage", grating_data, tmp_path / "run", epochs=3)
-    report = convert(
-        ConvertOptions(
-            model=model,
-            data=grating_data,
-            out=tmp_path / "cnn",
-            int8=True,
-            prune=0.75,
-            fine_tune=FineTuneOptions(epochs=1, batch_size=16, augment=NO_AUGMENT),
-        )
-    )
+    report = convert_int8(model, grating_data, tmp_path / "cnn", prune=0.75)
     pqat = report.by_method("pqat-int8")
     assert pqat.path.name == "tiny-cnn-4stage_pqat75_int8.tflite"
     assert pqat.sparsity >= 0.75 - 0.01

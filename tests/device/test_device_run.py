@@ -160,7 +160,7 @@ class InterruptAt:
         self.frame, self.closed = frame, False
 
     def write(self, result):
-        if result.index == self.frame:
+        if result.frame.index == self.frame:
             raise KeyboardInterrupt
 
     def close(self):
