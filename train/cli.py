@@ -11,6 +11,7 @@ from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
 from fer_edge.train.distribute import STRATEGIES
 from fer_edge.train.precision import PRECISIONS
+from fer_edge.train.recipes import RECIPES, recipe_help
 
 
 def _parse_model_options(values: tuple[str, ...]) -> dict[str, object]:
@@ -123,9 +124,13 @@ def _list_models() -> None:
     help="mixed: float16 on GPUs, bfloat16 Conv2D/Dense on CPUs with AVX512-BF16 or AMX; "
     "model.keras stays float32. With --resume: the run's.",
 )
+@click.option("--recipe", type=click.Choice(sorted(RECIPES)), help=recipe_help())
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--list-models", is_flag=True, help="List the registry with params and MACs.")
+@click.pass_context
 def train_cmd(
+    ctx: click.Context,
+    recipe: str | None,
     list_models: bool,
     resume: bool,
     no_augment: bool,
@@ -137,13 +142,26 @@ def train_cmd(
     """Train a model and write model.keras, metrics.json, history.json and plots to --out.
 
     \b
-    Example:
+    Examples:
       fer-edge train --data ../shared/data/fer2013 --model edge --epochs 60 --out runs/edge
+      fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/default
     Ctrl-C keeps the last finished epoch; continue with --resume.
     """
     if list_models:
         _list_models()
         return
+    if recipe is not None:
+        if resume:
+            raise FerEdgeError("--recipe starts a run; --resume continues one with its own flags")
+        for name, value in RECIPES[recipe].flags.items():
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+                continue  # the command line wins
+            if name == "erase":
+                erase = float(value)
+            elif name == "model_option":
+                model_option = tuple(value)
+            else:
+                kwargs[name] = value
     from fer_edge.train.inputs import NO_AUGMENT, AugmentOptions
     from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
 

@@ -1,0 +1,35 @@
+"""``fer-edge train --recipe``: a named recipe fills the flags the command line leaves alone."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from fer_edge.cli import main
+from fer_edge.train.recipes import RECIPES
+
+
+def test_recipe_fills_flags_and_the_command_line_wins(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "default"]
+    result = CliRunner().invoke(main, [*args, "--epochs", "1", "--batch-size", "32"])
+    assert result.exit_code == 0, result.output
+    options = json.loads((out / "state.json").read_text())["options"]
+    recipe = RECIPES["default"].flags
+    assert options["model"] == recipe["model"] == "edge"
+    assert options["model_options"] == {"width": 1.5}
+    assert options["learning_rate"] == recipe["learning_rate"]
+    assert options["label_smoothing"] == recipe["label_smoothing"]
+    assert options["augment"]["erase"] == recipe["erase"]
+    # Given on the command line, so not the recipe's 40.
+    assert options["epochs"] == 1 and options["batch_size"] == 32
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_recipe_with_resume_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(
+        main, ["train", "--out", str(tmp_path), "--resume", "--recipe", "default"]
+    )
+    assert result.exit_code != 0
+    assert "--recipe" in result.output and "Traceback" not in result.output
