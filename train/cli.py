@@ -187,8 +187,9 @@ def train_cmd(
         options = load_options_for_resume(str(kwargs["out"]))
         # The folder named here, even if the run was moved or copied (a worker's copy).
         options = dataclasses.replace(options, out=str(kwargs["out"]))
-        if kwargs["epochs"]:
-            options = dataclasses.replace(options, epochs=int(kwargs["epochs"]))
+        epochs = kwargs["epochs"]
+        if isinstance(epochs, int):
+            options = dataclasses.replace(options, epochs=epochs)
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
             options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
