@@ -172,7 +172,7 @@ def train_cmd(
         # The folder named here, even if the run was moved or copied (a worker's copy).
         options = dataclasses.replace(options, out=str(kwargs["out"]))
         epochs = kwargs["epochs"]
-        if isinstance(epochs, int) and epochs:  # click gives an int or None
+        if isinstance(epochs, int):
             options = dataclasses.replace(options, epochs=epochs)
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
