@@ -18,11 +18,11 @@ def test_recipe_fills_flags_and_the_command_line_wins(tiny_dataset, tmp_path):
     options = json.loads((out / "state.json").read_text())["options"]
     recipe = RECIPES["default"].flags
     assert options["model"] == recipe["model"] == "edge"
-    assert options["model_options"] == {"width": 1.5}
+    assert options["model_options"] == {}
     assert options["learning_rate"] == recipe["learning_rate"]
     assert options["label_smoothing"] == recipe["label_smoothing"]
     assert options["augment"]["erase"] == recipe["erase"]
-    # Given on the command line, so not the recipe's 40.
+    # Given on the command line, so not the recipe's 50.
     assert options["epochs"] == 1 and options["batch_size"] == 32
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
 
@@ -33,3 +33,17 @@ def test_recipe_with_resume_is_a_one_line_error(tmp_path):
     )
     assert result.exit_code != 0
     assert "--recipe" in result.output and "Traceback" not in result.output
+
+
+def test_recipe_model_options_reach_the_builder(tiny_dataset, tmp_path, monkeypatch):
+    from fer_edge.train.recipes import Recipe
+
+    recipe = Recipe("test", {"model": "edge", "model_option": ("width=0.25",), "epochs": 1})
+    monkeypatch.setitem(RECIPES, "default", recipe)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "default"]
+    result = CliRunner().invoke(main, [*args, "--batch-size", "32"])
+    assert result.exit_code == 0, result.output
+    options = json.loads((out / "state.json").read_text())["options"]
+    assert options["model_options"] == {"width": 0.25} and options["epochs"] == 1
+    assert json.loads((out / "metrics.json").read_text())["params"] < 100_000
