@@ -200,10 +200,32 @@ def evaluate_model(
     eval_set = load_eval_set(data, split, meta)
     if path.suffix == ".tflite":
         return evaluate(FaceClassifier(path, ClassifierOptions(tta=tta)), eval_set)
-    probs = predict_keras(path, eval_set.images)
-    if check_tta(tta or "none") == "flip":
-        probs = (probs + predict_keras(path, eval_set.images[:, :, ::-1])) / 2.0
+    probs = model_probabilities(path, eval_set.images, tta)
     return score(probs, eval_set.labels, eval_set.classes)
+
+
+def model_probabilities(
+    model_path: str | os.PathLike[str], images: np.ndarray, tta: str | None = None
+) -> np.ndarray:
+    """Return ``(N, classes)`` probabilities of a ``.keras`` or ``.tflite`` model.
+
+    Args:
+        model_path: the model (fer-edge metadata inside or beside it).
+        images: uint8 gray faces ``(N, H, W)``.
+        tta: ``none`` or ``flip``; ``None``: the model card's choice (``none`` for .keras).
+
+    Raises:
+        FerEdgeError: not a model file, or one without metadata.
+    """
+    path = Path(model_path)
+    if path.suffix == ".tflite":
+        return FaceClassifier(path, ClassifierOptions(tta=tta)).probabilities_batch(images)
+    if path.suffix != ".keras":
+        raise FerEdgeError(f"{path}: neither .keras nor .tflite")
+    probs = predict_keras(path, images)
+    if check_tta(tta or "none") == "flip":
+        probs = (probs + predict_keras(path, images[:, :, ::-1])) / 2.0
+    return np.asarray(probs, dtype=np.float32)
 
 
 def format_metrics(metrics: ClassificationMetrics, title: str = "") -> str:

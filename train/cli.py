@@ -85,18 +85,8 @@ def _list_models() -> None:
 )
 @click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
-@click.option(
-    "--erase",
-    type=FiniteFloat(0, 1),
-    default=0.0,
-    help="Random-erasing probability.",
-)
-@click.option(
-    "--mixup",
-    type=FiniteFloat(0),
-    default=0.0,
-    help="Mixup Beta(alpha, alpha); 0 off.",
-)
+@click.option("--erase", type=FiniteFloat(0, 1), default=0.0, help="Random-erasing probability.")
+@click.option("--mixup", type=FiniteFloat(0), default=0.0, help="Mixup Beta(alpha, alpha); 0 off.")
 @click.option(
     "--model-option",
     "model_option",
@@ -124,6 +114,33 @@ def _list_models() -> None:
     help="mixed: float16 on GPUs, bfloat16 Conv2D/Dense on CPUs with AVX512-BF16 or AMX; "
     "model.keras stays float32. With --resume: the run's.",
 )
+@click.option(
+    "--teacher",
+    "teacher",
+    multiple=True,
+    type=click.Path(),
+    metavar="MODEL",
+    help="Distil from this .keras or .tflite model (repeatable: an ensemble, probabilities "
+    "averaged); it predicts every training face once, before the first epoch.",
+)
+@click.option(
+    "--distill-alpha",
+    type=FiniteFloat(0, 1),
+    default=0.5,
+    help="With --teacher: weight of the label loss; the rest goes to the teachers' soft targets.",
+)
+@click.option(
+    "--distill-temperature",
+    type=FiniteFloat(0.1, 100),
+    default=4.0,
+    help="With --teacher: softening temperature of teacher and student.",
+)
+@click.option(
+    "--teacher-tta",
+    type=click.Choice(["none", "flip"]),
+    default="flip",
+    help="With --teacher: the teachers' test-time augmentation.",
+)
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), help=recipe_help())
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--list-models", is_flag=True, help="List the registry with params and MACs.")
@@ -137,6 +154,10 @@ def train_cmd(
     erase: float,
     mixup: float,
     model_option: tuple[str, ...],
+    teacher: tuple[str, ...],
+    distill_alpha: float,
+    distill_temperature: float,
+    teacher_tta: str,
     **kwargs: object,
 ) -> None:
     """Train a model and write model.keras, metrics.json, history.json and plots to --out.
@@ -145,6 +166,8 @@ def train_cmd(
     Examples:
       fer-edge train --data ../shared/data/fer2013 --model edge --epochs 60 --out runs/edge
       fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/default
+      fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/student \
+          --teacher runs/big/model.keras --teacher runs/other/model.keras
     Ctrl-C keeps the last finished epoch; continue with --resume.
     """
     if list_models:
@@ -160,13 +183,18 @@ def train_cmd(
                 erase = float(value)
             elif name == "model_option":
                 model_option = tuple(value)
+            elif name == "teacher":
+                teacher = tuple(value)
             else:
                 kwargs[name] = value
+    from fer_edge.train.distill import DistillOptions
     from fer_edge.train.inputs import NO_AUGMENT, AugmentOptions
     from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
 
     if not kwargs["out"]:
         raise FerEdgeError("--out is required (the run folder, e.g. runs/edge)")
+    if resume and teacher:
+        raise FerEdgeError("--teacher starts a run; --resume continues one with its teachers")
     if resume:
         options = load_options_for_resume(str(kwargs["out"]))
         # The folder named here, even if the run was moved or copied (a worker's copy).
@@ -184,7 +212,17 @@ def train_cmd(
             raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
         augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)
         model_options = _parse_model_options(model_option)
-        options = TrainOptions(augment=augment, model_options=model_options, **kwargs)  # type: ignore[arg-type]
+        distill = (
+            DistillOptions(teacher, distill_alpha, distill_temperature, teacher_tta)
+            if teacher
+            else None
+        )
+        options = TrainOptions(
+            augment=augment,
+            model_options=model_options,
+            distill=distill,
+            **kwargs,  # type: ignore[arg-type]
+        )
     result = train(options, resume=resume)
     if result is None:
         click.echo("this worker is done; the chief writes the run folder")

@@ -142,6 +142,7 @@ def make_dataset(
     training: bool = False,
     augment: AugmentOptions | None = None,
     seed: int = 0,
+    soft: np.ndarray | None = None,
 ) -> Any:
     """Build a ``tf.data.Dataset`` of ``(inputs, one_hot_labels)`` batches.
 
@@ -154,10 +155,14 @@ def make_dataset(
         training: shuffle every epoch and apply ``augment``.
         augment: augmentation options (``None``: the defaults; :data:`NO_AUGMENT`: none).
         seed: shuffle seed.
+        soft: teacher probabilities ``(N, num_classes)``: the targets become
+            ``[one_hot | soft]`` (see :mod:`fer_edge.train.distill`), mixed along by mixup.
     """
     tf, _ = tf_and_keras()
     x = to_inputs(images, spec)
     y = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+    if soft is not None:
+        y = np.concatenate([y, np.asarray(soft, dtype=np.float32)], axis=1)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)

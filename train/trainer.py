@@ -27,6 +27,12 @@ from fer_edge.modelmeta import ModelMeta, add_to_zip_model
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
+from fer_edge.train.distill import (
+    DistillOptions,
+    cached_teacher_probabilities,
+    check_teachers,
+    distillation_objects,
+)
 from fer_edge.train.distribute import make_distribution, shard_by_data
 from fer_edge.train.inputs import AugmentOptions, class_weights, make_dataset, to_inputs
 from fer_edge.train.models import count_macs, get_family
@@ -70,6 +76,8 @@ class TrainOptions:
         strategy: ``auto``, ``one``, ``mirrored`` or ``multi-worker``
             (see :func:`fer_edge.train.distribute.make_distribution`).
         precision: ``float32`` or ``mixed`` (see :mod:`fer_edge.train.precision`).
+        distill: distil from teacher models (see :mod:`fer_edge.train.distill`); ``None``:
+            train on the labels alone.
     """
 
     data: str
@@ -92,6 +100,7 @@ class TrainOptions:
     # Added after the first release: a state.json without them resumes with these defaults.
     strategy: str = "auto"
     precision: str = "float32"
+    distill: DistillOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -102,6 +111,7 @@ class TrainOptions:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
         data["augment"] = AugmentOptions(**data.get("augment", {}))
+        data["distill"] = DistillOptions.from_dict(data.get("distill"))
         return cls(**data)
 
 
@@ -152,6 +162,7 @@ class RunPaths:
         self.model = self.out / "model.keras"
         self.metrics = self.out / "metrics.json"
         self.logs = self.out / "logs"
+        self.teacher = self.out / "teacher.npz"
 
     def checkpoint(self, state: dict[str, Any], which: str) -> Path:
         """Return the ``"last"`` or ``"best"`` checkpoint that ``state`` (state.json) names."""
@@ -276,6 +287,7 @@ def compile_model(
     label_smoothing: float = 0.0,
     plan: PrecisionPlan | None = None,
     jit_compile: bool = False,
+    distill: dict[str, Any] | None = None,
 ) -> None:
     """Compile ``model`` as ``fer-edge train`` does: Adam, categorical cross-entropy, accuracy.
 
@@ -287,13 +299,16 @@ def compile_model(
         label_smoothing: label smoothing of the cross-entropy.
         plan: the precision plan (loss scaling for float16); ``None``: float32.
         jit_compile: compile the train step with XLA.
+        distill: the loss and metric of :func:`fer_edge.train.distill.distillation_objects`
+            (for ``[one_hot | teacher_probs]`` targets; it has its own label smoothing).
     """
     _, keras = tf_and_keras()
     optimizer = keras.optimizers.Adam(learning_rate)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     model.compile(
         optimizer=wrap_optimizer(optimizer, plan or PrecisionPlan()),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=["accuracy"],
+        loss=distill["distillation_loss"] if distill else loss,
+        metrics=[distill["accuracy"] if distill else "accuracy"],
         jit_compile=jit_compile,
     )
 
@@ -460,6 +475,21 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         print(dataset.skipped_summary(), file=sys.stderr)
     labels = dataset.classes
     fit_split, select_split = _split_for_selection(dataset.split("train"), options)
+    soft: dict[str, np.ndarray] = {}
+    distill: dict[str, Any] | None = None
+    if options.distill:
+        check_teachers(options.distill, labels)
+        if options.class_weight and options.augment.mixup:
+            # Keras finds a target's class by argmax, which mixup can move into the soft half.
+            raise FerEdgeError("--class-weight: not with both --teacher and --mixup")
+        print(f"teachers: predicting {len(fit_split) + len(select_split)} faces", file=sys.stderr)
+        soft = cached_teacher_probabilities(
+            paths.teacher,
+            options.distill,
+            {"fit": fit_split.images, "select": select_split.images},
+            write=chief,
+        )
+        distill = distillation_objects(options.distill, len(labels), options.label_smoothing)
     train_ds = make_dataset(
         fit_split.images,
         fit_split.labels,
@@ -469,8 +499,11 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         True,
         options.augment,
         options.seed,
+        soft=soft.get("fit"),
     )
-    select_ds = make_dataset(select_split.images, select_split.labels, spec, len(labels), 256)
+    select_ds = make_dataset(
+        select_split.images, select_split.labels, spec, len(labels), 256, soft=soft.get("select")
+    )
     if distribution.name == "multi-worker":
         train_ds, select_ds = shard_by_data(train_ds), shard_by_data(select_ds)
     steps = int(np.ceil(len(fit_split) / options.batch_size))
@@ -478,7 +511,9 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     with distribution.strategy.scope():
         if resume:
             state = json.loads(paths.state.read_text())
-            model = keras.models.load_model(paths.checkpoint(state, "last"), compile=True)
+            model = keras.models.load_model(
+                paths.checkpoint(state, "last"), custom_objects=distill, compile=True
+            )
             _replan_schedule(keras, model, options, steps)
         else:
             extra = dict(options.model_options)
@@ -487,7 +522,7 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
             model = apply_precision(model, plan)
             lr = _learning_rate(keras, options, steps)
-            compile_model(model, lr, options.label_smoothing, plan)
+            compile_model(model, lr, options.label_smoothing, plan, distill=distill)
     if resume:
         state["epoch"] = _epochs_in(model, state, steps)
         history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
@@ -542,7 +577,12 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     print(
         f"{options.model}: {model.count_params():,} params, {count_macs(model) / 1e6:.1f} M MACs; "
         f"fit {len(fit_split)}, select {len(select_split)}; {todo}; "
-        f"{distribution.describe()}, batch {options.batch_size}; {plan.describe()}",
+        f"{distribution.describe()}, batch {options.batch_size}; {plan.describe()}"
+        + (
+            f"; distilling from {len(options.distill.teachers)} teacher(s)"
+            if options.distill
+            else ""
+        ),
         file=sys.stderr,
     )
     with _graceful_interrupt(keras) as (stopper, requested):
