@@ -141,6 +141,19 @@ def _list_models() -> None:
     default="flip",
     help="With --teacher: the teachers' test-time augmentation.",
 )
+@click.option(
+    "--recrop",
+    type=FiniteFloat(0, 1),
+    default=0.0,
+    help="Share of training faces shown each epoch as fer-edge run cuts them (YuNet box and "
+    "crop, on an upscaled copy) instead of their dataset framing; 0 off.",
+)
+@click.option(
+    "--init",
+    type=click.Path(),
+    metavar="MODEL",
+    help="Fine-tune: start from this trained .keras model (same --model, same labels).",
+)
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), help=recipe_help())
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--list-models", is_flag=True, help="List the registry with params and MACs.")
@@ -166,8 +179,7 @@ def train_cmd(
     Examples:
       fer-edge train --data ../shared/data/fer2013 --model edge --epochs 60 --out runs/edge
       fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/default
-      fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/student \
-          --teacher runs/big/model.keras --teacher runs/other/model.keras
+      fer-edge train --data D --out runs/kd --teacher runs/a/model.keras --teacher b.tflite
     Ctrl-C keeps the last finished epoch; continue with --resume.
     """
     if list_models:

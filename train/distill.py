@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.atomic import atomic_path
 from fer_edge.classifier import check_tta
 from fer_edge.errors import FerEdgeError
 from fer_edge.modelmeta import read_meta
@@ -104,31 +103,6 @@ def teacher_probabilities(options: DistillOptions, images: np.ndarray) -> np.nda
         total = probs if total is None else total + probs
     assert total is not None  # DistillOptions requires a teacher
     return (total / len(options.teachers)).astype(np.float32)
-
-
-def cached_teacher_probabilities(
-    cache: Path, options: DistillOptions, splits: dict[str, np.ndarray], write: bool = True
-) -> dict[str, np.ndarray]:
-    """Return teacher probabilities per split, from ``cache`` if it was made for ``options``.
-
-    Args:
-        cache: the ``.npz`` file in the run folder.
-        options: the teachers; a cache made for other teachers or TTA is recomputed.
-        splits: split name -> uint8 faces.
-        write: save a recomputed cache (only the chief of a multi-worker run writes).
-    """
-    key = np.array(repr((options.teachers, options.tta)))
-    if cache.is_file():
-        with np.load(cache) as stored:
-            fits = all(name in stored and len(stored[name]) == len(x) for name, x in splits.items())
-            if fits and "key" in stored and str(stored["key"]) == str(key):
-                return {name: stored[name] for name in splits}
-    result = {name: teacher_probabilities(options, x) for name, x in splits.items()}
-    if write:
-        with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
-            arrays: dict[str, Any] = {"key": key, **result}
-            np.savez(handle, **arrays)
-    return result
 
 
 def _soften(tf: Any, probs: Any, temperature: float) -> Any:

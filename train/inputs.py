@@ -143,6 +143,8 @@ def make_dataset(
     augment: AugmentOptions | None = None,
     seed: int = 0,
     soft: np.ndarray | None = None,
+    alternates: np.ndarray | None = None,
+    alternate_share: float = 0.0,
 ) -> Any:
     """Build a ``tf.data.Dataset`` of ``(inputs, one_hot_labels)`` batches.
 
@@ -157,16 +159,33 @@ def make_dataset(
         seed: shuffle seed.
         soft: teacher probabilities ``(N, num_classes)``: the targets become
             ``[one_hot | soft]`` (see :mod:`fer_edge.train.distill`), mixed along by mixup.
+        alternates: another framing of each face (uint8, like ``images``; see
+            :mod:`fer_edge.train.recrop`); in training, each face is shown in it with
+            probability ``alternate_share``, drawn anew every epoch, before augmentation.
+        alternate_share: see ``alternates``.
     """
     tf, _ = tf_and_keras()
     x = to_inputs(images, spec)
     y = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
     if soft is not None:
         y = np.concatenate([y, np.asarray(soft, dtype=np.float32)], axis=1)
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    mixing = training and alternates is not None and alternate_share > 0
+    if mixing:
+        pairs = (x, to_inputs(np.asarray(alternates), spec))
+        ds = tf.data.Dataset.from_tensor_slices((pairs, y))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    if mixing:
+
+        def pick(pair: Any, target: Any) -> tuple[Any, Any]:
+            own, other = pair
+            use = tf.random.uniform([tf.shape(own)[0], 1, 1, 1]) < alternate_share
+            return tf.where(use, other, own), target
+
+        ds = ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
     options = augment if augment is not None else AugmentOptions()
     if training and options != NO_AUGMENT:
         ds = ds.map(

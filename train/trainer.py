@@ -23,15 +23,15 @@ from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
 from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
-from fer_edge.modelmeta import ModelMeta, add_to_zip_model
+from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
 from fer_edge.train.distill import (
     DistillOptions,
-    cached_teacher_probabilities,
     check_teachers,
     distillation_objects,
+    teacher_probabilities,
 )
 from fer_edge.train.distribute import make_distribution, shard_by_data
 from fer_edge.train.inputs import AugmentOptions, class_weights, make_dataset, to_inputs
@@ -43,6 +43,7 @@ from fer_edge.train.precision import (
     to_float32,
     wrap_optimizer,
 )
+from fer_edge.train.runcache import cached_arrays
 
 SCHEDULES = ("cosine", "plateau")
 
@@ -78,6 +79,10 @@ class TrainOptions:
         precision: ``float32`` or ``mixed`` (see :mod:`fer_edge.train.precision`).
         distill: distil from teacher models (see :mod:`fer_edge.train.distill`); ``None``:
             train on the labels alone.
+        recrop: share of training faces shown, each epoch, as the device cuts them (see
+            :mod:`fer_edge.train.recrop`) instead of their dataset framing; 0: never.
+        init: start from this trained ``.keras`` model's weights (fine-tuning) instead of a
+            fresh ``model``; it must be that registry model, with the data's labels.
     """
 
     data: str
@@ -101,6 +106,8 @@ class TrainOptions:
     strategy: str = "auto"
     precision: str = "float32"
     distill: DistillOptions | None = None
+    recrop: float = 0.0
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -163,6 +170,7 @@ class RunPaths:
         self.metrics = self.out / "metrics.json"
         self.logs = self.out / "logs"
         self.teacher = self.out / "teacher.npz"
+        self.recrop = self.out / "recrop.npz"
 
     def checkpoint(self, state: dict[str, Any], which: str) -> Path:
         """Return the ``"last"`` or ``"best"`` checkpoint that ``state`` (state.json) names."""
@@ -381,6 +389,47 @@ def _replan_schedule(keras: Any, model: Any, options: TrainOptions, steps_per_ep
     )
 
 
+def _initial_model(keras: Any, options: TrainOptions, labels: tuple[str, ...]) -> Any:
+    """Load ``--init``: a trained model of the same registry family and labels."""
+    assert options.init is not None
+    try:
+        meta = read_meta(options.init)
+        model = keras.models.load_model(options.init, compile=False)
+    except FerEdgeError as exc:
+        raise FerEdgeError(f"--init: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise FerEdgeError(
+            f"--init: {options.init} is not a loadable Keras model ({exc})"
+        ) from None
+    if meta.name != options.model:
+        raise FerEdgeError(
+            f"--init: {options.init} is a {meta.name!r} model; pass --model {meta.name}"
+        )
+    if tuple(meta.labels) != tuple(labels):
+        raise FerEdgeError(
+            f"--init: {options.init} predicts {', '.join(meta.labels)}; the data has "
+            f"{', '.join(labels)}"
+        )
+    return model
+
+
+def _recropped(
+    paths: RunPaths, fit: Split, spec: InputSpec, options: TrainOptions, chief: bool
+) -> np.ndarray:
+    """Return the fitting faces as the device cuts them (made once, kept in recrop.npz)."""
+    from fer_edge.train.recrop import device_crops
+
+    def make() -> dict[str, np.ndarray]:
+        print(f"recrop: cutting {len(fit)} faces through the device's detector", file=sys.stderr)
+        crops, found = device_crops(fit.images, spec, options.seed)
+        print(f"recrop: the detector found {found.mean():.1%} of them", file=sys.stderr)
+        return {"fit": crops, "found": found}
+
+    key = f"recrop seed {options.seed}"
+    lengths = {"fit": len(fit), "found": len(fit)}
+    return cached_arrays(paths.recrop, key, lengths, make, write=chief)["fit"]
+
+
 def _split_for_selection(train: Split, options: TrainOptions) -> tuple[Split, Split]:
     fit_idx, select_idx = stratified_split(train.labels, options.select_fraction, options.seed)
     return train.subset(fit_idx), train.subset(select_idx)
@@ -482,14 +531,22 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         if options.class_weight and options.augment.mixup:
             # Keras finds a target's class by argmax, which mixup can move into the soft half.
             raise FerEdgeError("--class-weight: not with both --teacher and --mixup")
-        print(f"teachers: predicting {len(fit_split) + len(select_split)} faces", file=sys.stderr)
-        soft = cached_teacher_probabilities(
-            paths.teacher,
-            options.distill,
-            {"fit": fit_split.images, "select": select_split.images},
-            write=chief,
-        )
-        distill = distillation_objects(options.distill, len(labels), options.label_smoothing)
+        teachers = options.distill
+
+        def predict() -> dict[str, np.ndarray]:
+            print(
+                f"teachers: predicting {len(fit_split) + len(select_split)} faces", file=sys.stderr
+            )
+            return {
+                "fit": teacher_probabilities(teachers, fit_split.images),
+                "select": teacher_probabilities(teachers, select_split.images),
+            }
+
+        key = repr((teachers.teachers, teachers.tta))
+        lengths = {"fit": len(fit_split), "select": len(select_split)}
+        soft = cached_arrays(paths.teacher, key, lengths, predict, write=chief)
+        distill = distillation_objects(teachers, len(labels), options.label_smoothing)
+    recropped = _recropped(paths, fit_split, spec, options, chief) if options.recrop else None
     train_ds = make_dataset(
         fit_split.images,
         fit_split.labels,
@@ -500,6 +557,8 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         options.augment,
         options.seed,
         soft=soft.get("fit"),
+        alternates=recropped,
+        alternate_share=options.recrop,
     )
     select_ds = make_dataset(
         select_split.images, select_split.labels, spec, len(labels), 256, soft=soft.get("select")
@@ -516,10 +575,14 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             )
             _replan_schedule(keras, model, options, steps)
         else:
-            extra = dict(options.model_options)
-            if options.weights:
-                extra["weights"] = options.weights
-            model = family.builder((spec.height, spec.width, spec.channels), len(labels), **extra)
+            if options.init:
+                model = _initial_model(keras, options, labels)
+            else:
+                extra = dict(options.model_options)
+                if options.weights:
+                    extra["weights"] = options.weights
+                shape = (spec.height, spec.width, spec.channels)
+                model = family.builder(shape, len(labels), **extra)
             model = apply_precision(model, plan)
             lr = _learning_rate(keras, options, steps)
             compile_model(model, lr, options.label_smoothing, plan, distill=distill)
