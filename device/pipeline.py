@@ -58,6 +58,10 @@ class FacePipeline:
         self.smoother = smoother or EmaSmoother(alpha=1.0)
         self.timings = timings if timings is not None else StageTimings(PIPELINE_STAGES)
 
+    def reset(self) -> None:
+        """Forget every face: the next frame is unrelated to the last (another photo)."""
+        self.smoother.reset()
+
     def process(self, image: np.ndarray) -> list[FaceResult]:
         """Return the classified faces of one frame (BGR, or gray), largest first."""
         t0 = time.perf_counter()

@@ -448,6 +448,10 @@ def run(options: RunOptions) -> RunSummary:
                     if frame is None:
                         break
                     timings.add("capture", capture)
+                    if not source.timed:
+                        # Photos of a folder or glob are unrelated: no smoothing from one to
+                        # the next, and a face in the next photo is a new face.
+                        pipeline.reset()
                     result = FrameResult(frame, pipeline.process(frame.image))
                     tally.add(result.faces)
                     t0 = time.perf_counter()

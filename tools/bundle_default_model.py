@@ -7,10 +7,12 @@ points at each other under the new names.
 
 With the training run folder and a ``fer-edge bench --json`` report, the cards also get the
 model card proper: architecture, training recipe and time, per-class recall and latency.
+``--tta flip`` records the test-time augmentation the classifier applies by default (chosen by
+measurement, see :class:`fer_edge.classifier.ClassifierOptions`).
 
 Usage::
 
-    python tools/bundle_default_model.py runs/ship PREFIX [RUN_DIR BENCH_JSON]
+    python tools/bundle_default_model.py [--tta none|flip] runs/ship PREFIX [RUN_DIR BENCH_JSON]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from fer_edge.atomic import write_bytes
 from fer_edge.card import gzip_size, read_card
+from fer_edge.classifier import check_tta
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, strip_meta
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "fer_edge" / "models"
@@ -72,6 +75,7 @@ def bundle(
     dest: Path = PACKAGE_MODELS,
     run: Path | None = None,
     bench: Path | None = None,
+    tta: str | None = None,
 ) -> list[Path]:
     """Copy ``PREFIX_{qat_int8,float32}`` from ``folder`` into ``dest`` under default names."""
     report = json.loads(bench.read_text()) if bench else None
@@ -89,6 +93,8 @@ def bundle(
             card.benchmark = bench_card(report, src.stem)
         meta = card.meta
         extra = {**meta.extra, "float_model": "default_float32.tflite"}
+        if tta is not None:
+            extra["tta"] = card.extra["tta"] = check_tta(tta)
         card.meta = meta = ModelMeta(meta.labels, meta.input, meta.name, extra)
         model = embed_in_tflite(strip_meta(src.read_bytes()), meta)
         target = dest / f"{new_stem}.tflite"
@@ -101,8 +107,12 @@ def bundle(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 5):
+    args = sys.argv[1:]
+    mode = None
+    if args[:1] == ["--tta"] and len(args) > 1:
+        mode, args = args[1], args[2:]
+    if len(args) not in (2, 4):
         sys.exit(__doc__)
-    extra = [Path(a) for a in sys.argv[3:5]] or [None, None]
-    for path in bundle(Path(sys.argv[1]), sys.argv[2], PACKAGE_MODELS, *extra):
+    run_dir, bench_json = [Path(a) for a in args[2:4]] or [None, None]
+    for path in bundle(Path(args[0]), args[1], PACKAGE_MODELS, run_dir, bench_json, mode):
         print(f"wrote {path}")

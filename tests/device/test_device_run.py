@@ -388,3 +388,27 @@ def test_signal_stops_cleanly_and_flushes(tmp_path, tiny_tflite, face_video, sig
     assert 2 <= len(frames) < 12 and frames == list(range(len(frames)))
     assert len(read_frames(tmp_path / "out.avi")) == len(frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi", "out.jsonl"]
+
+
+def test_photos_of_a_folder_are_not_smoothed_into_each_other(tmp_path, tiny_tflite):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first = next(compose_frames([astronaut()], face_size=180)).image
+    # The same place, another look: a face the previous photo's box overlaps.
+    second = cv2.convertScaleAbs(first, alpha=0.6, beta=60)
+    cv2.imwrite(str(folder / "a.png"), first)
+    cv2.imwrite(str(folder / "b.png"), second)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    cv2.imwrite(str(alone / "b.png"), second)
+    for source, out in ((folder, "both.jsonl"), (alone, "alone.jsonl")):
+        options = RunOptions(
+            model=tiny_tflite["float"], source=str(source), jsonl=str(tmp_path / out), smoothing=0.5
+        )
+        run(options)
+    both = read_jsonl(tmp_path / "both.jsonl")
+    (single,) = read_jsonl(tmp_path / "alone.jsonl")
+    a, b = (line["faces"][0] for line in both)
+    assert a["scores"] != b["scores"]  # the two photos do classify differently
+    assert b["scores"] == pytest.approx(single["faces"][0]["scores"], abs=1e-6)
+    assert a["id"] != b["id"]  # a new photo, a new face
