@@ -40,7 +40,15 @@ def test_bundled_int8_scores_its_card_accuracy_on_val(fer2013_root):
     int8 = default_model_path()
     card = json.loads(int8.with_suffix(".json").read_text())
     val = load_dataset(fer2013_root, splits=("val",)).split("val")
-    probs = FaceClassifier(int8, ClassifierOptions(threads=1)).probabilities_batch(val.images)
+    plain = FaceClassifier(int8, ClassifierOptions(threads=1, tta="none"))
+    probs = plain.probabilities_batch(val.images)
     accuracy = float(np.mean(np.argmax(probs, axis=1) == val.labels))
     assert accuracy >= card["val_accuracy"] - 0.005
-    assert accuracy > 0.66  # the mini-Xception reference the default model must beat
+    # Single crop: mini-Xception scores 65.2%, big-Xception 65.4% here; the bundled model 67.3%.
+    assert accuracy > 0.67
+    # The card's test-time augmentation (flip, chosen by measurement: +1.1 points) is the default.
+    assert card["tta"] == "flip"
+    default = FaceClassifier(int8, ClassifierOptions(threads=1))
+    assert default.tta == "flip"
+    flipped = default.probabilities_batch(val.images)
+    assert float(np.mean(np.argmax(flipped, axis=1) == val.labels)) > 0.68
