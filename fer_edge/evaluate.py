@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -159,21 +160,38 @@ def evaluate(classifier: FaceClassifier, eval_set: EvalSet) -> Evaluation:
     return Evaluation(result.predictions, result.metrics, classifier.input_dtype.name)
 
 
-def predict_keras(model_path: str | os.PathLike[str], images: np.ndarray) -> np.ndarray:
-    """Return class probabilities of a ``.keras`` model for uint8 faces ``(N, H, W)``.
+def load_keras_model(model_path: str | os.PathLike[str]) -> Any:
+    """Load a ``.keras`` model for inference (TensorFlow is imported lazily, here).
 
-    Imports TensorFlow (lazily): only ``fer-edge eval`` of a Keras model gets here.
+    Raises:
+        FerEdgeError: the file is not a loadable Keras model.
     """
-    from fer_edge.preprocess import normalize
     from fer_edge.tfcompat import tf_and_keras
 
     _, keras = tf_and_keras()
-    meta = read_meta(model_path)
     try:
-        model = keras.models.load_model(model_path, compile=False)
+        return keras.models.load_model(model_path, compile=False)
     except (OSError, ValueError) as exc:
         raise FerEdgeError(f"{model_path}: not a loadable Keras model ({exc})") from None
-    return model.predict(normalize(images, meta.input), batch_size=256, verbose=0)
+
+
+def predict_keras(
+    model_path: str | os.PathLike[str], images: np.ndarray, flip: bool = False
+) -> np.ndarray:
+    """Return class probabilities of a ``.keras`` model for uint8 faces ``(N, H, W)``.
+
+    With ``flip`` the mirrored faces are classified too and the two averaged (the model is
+    loaded once). Only ``fer-edge eval`` of a Keras model and training teachers get here.
+    """
+    from fer_edge.preprocess import normalize
+
+    meta = read_meta(model_path)
+    model = load_keras_model(model_path)
+    inputs = normalize(images, meta.input)
+    probs = model.predict(inputs, batch_size=256, verbose=0)
+    if flip:
+        probs = (probs + model.predict(inputs[:, :, ::-1], batch_size=256, verbose=0)) / 2.0
+    return np.asarray(probs, dtype=np.float32)
 
 
 def evaluate_model(
@@ -222,10 +240,7 @@ def model_probabilities(
         return FaceClassifier(path, ClassifierOptions(tta=tta)).probabilities_batch(images)
     if path.suffix != ".keras":
         raise FerEdgeError(f"{path}: neither .keras nor .tflite")
-    probs = predict_keras(path, images)
-    if check_tta(tta or "none") == "flip":
-        probs = (probs + predict_keras(path, images[:, :, ::-1])) / 2.0
-    return np.asarray(probs, dtype=np.float32)
+    return predict_keras(path, images, flip=check_tta(tta or "none") == "flip")
 
 
 def format_metrics(metrics: ClassificationMetrics, title: str = "") -> str:

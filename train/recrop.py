@@ -17,13 +17,14 @@ kept in the run folder (``recrop.npz``), like the teachers' predictions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from fer_edge.facecrop import CropOptions, face_crops
-from fer_edge.preprocess import InputSpec
+from fer_edge.preprocess import InputSpec, resize_face
 
 #: The canvas side, in face sides: room for YuNet's box, which reaches above a tight crop.
 CANVAS = 2.0
@@ -50,7 +51,7 @@ def device_crops(
     images: np.ndarray,
     spec: InputSpec,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-cut uint8 faces ``(N, H, W)`` through the device's default detector and crop.
 
@@ -58,7 +59,7 @@ def device_crops(
         images: the dataset faces.
         spec: the model's input spec (the crops come back at its size).
         seed: the upscale factors and canvas noise.
-        progress: called with the number of faces done so far, every 500.
+        progress: show a progress bar on stderr (a few minutes for FER2013's train split).
 
     Returns:
         ``(crops, found)``: ``(N, spec.height, spec.width)`` uint8 crops (a face's own image
@@ -71,7 +72,8 @@ def device_crops(
     rng = np.random.default_rng(seed)
     crops = np.empty((len(images), spec.height, spec.width), np.uint8)
     found = np.zeros(len(images), bool)
-    for i, face in enumerate(images):
+    faces = tqdm(images, desc="recrop", unit="face", disable=not progress, file=sys.stderr)
+    for i, face in enumerate(faces):
         canvas, offset = _canvas(face, float(rng.uniform(*SCALES)), rng)
         side = canvas.shape[0] - 2 * offset
         centre = offset + side / 2.0
@@ -85,7 +87,5 @@ def device_crops(
             crops[i] = face_crops(canvas, box.as_list(), box.landmarks, spec, options)[0]
             found[i] = True
         else:
-            crops[i] = cv2.resize(face, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-        if progress is not None and (i + 1) % 500 == 0:
-            progress(i + 1)
+            crops[i] = resize_face(face, spec)
     return crops, found

@@ -392,15 +392,13 @@ def _replan_schedule(keras: Any, model: Any, options: TrainOptions, steps_per_ep
 def _initial_model(keras: Any, options: TrainOptions, labels: tuple[str, ...]) -> Any:
     """Load ``--init``: a trained model of the same registry family and labels."""
     assert options.init is not None
+    from fer_edge.evaluate import load_keras_model
+
     try:
         meta = read_meta(options.init)
-        model = keras.models.load_model(options.init, compile=False)
+        model = load_keras_model(options.init)
     except FerEdgeError as exc:
         raise FerEdgeError(f"--init: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise FerEdgeError(
-            f"--init: {options.init} is not a loadable Keras model ({exc})"
-        ) from None
     if meta.name != options.model:
         raise FerEdgeError(
             f"--init: {options.init} is a {meta.name!r} model; pass --model {meta.name}"
@@ -421,7 +419,7 @@ def _recropped(
 
     def make() -> dict[str, np.ndarray]:
         print(f"recrop: cutting {len(fit)} faces through the device's detector", file=sys.stderr)
-        crops, found = device_crops(fit.images, spec, options.seed)
+        crops, found = device_crops(fit.images, spec, options.seed, progress=True)
         print(f"recrop: the detector found {found.mean():.1%} of them", file=sys.stderr)
         return {"fit": crops, "found": found}
 
@@ -537,10 +535,11 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             print(
                 f"teachers: predicting {len(fit_split) + len(select_split)} faces", file=sys.stderr
             )
-            return {
-                "fit": teacher_probabilities(teachers, fit_split.images),
-                "select": teacher_probabilities(teachers, select_split.images),
-            }
+            # One pass over both splits: each teacher is loaded once.
+            both = teacher_probabilities(
+                teachers, np.concatenate([fit_split.images, select_split.images])
+            )
+            return {"fit": both[: len(fit_split)], "select": both[len(fit_split) :]}
 
         key = repr((teachers.teachers, teachers.tta))
         lengths = {"fit": len(fit_split), "select": len(select_split)}
