@@ -37,6 +37,15 @@ def _list_models() -> None:
         click.echo(f"{name:<16}{model.count_params():>12,}{macs:>9.1f}M  {family.summary}")
 
 
+SCHEDULES = ["cosine", "plateau"]
+OPT_HELP = "adam, or sgd with Nesterov momentum 0.9."
+DECAY_HELP = "Decoupled weight decay per step, in units of the LR (w -= lr * wd * w); 0 off."
+LR_HELP = (
+    "cosine: decay to 1% over --epochs; plateau: halve the LR when the selection loss has not "
+    "improved for 5 epochs."
+)
+
+
 @click.command("train", context_settings={"show_default": True})
 @click.option(
     "--data", "data", type=click.Path(), help="Dataset folder (train/val/test) or FER2013 CSV."
@@ -59,10 +68,12 @@ def _list_models() -> None:
     "--lr",
     "learning_rate",
     type=FiniteFloat(),
-    help="Peak Adam LR [default: the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, others 1e-3, "
-    "for batch 64; not rescaled: for a k times larger batch try sqrt(k) times the LR].",
+    help="Peak LR [default: SGD 0.01; Adam the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, "
+    "others 1e-3, for batch 64; not rescaled: for a k times larger batch try sqrt(k) times].",
 )
-@click.option("--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", help=OPT_HELP)
+@click.option("--weight-decay", type=FiniteFloat(0, 0.1), default=0.0, help=DECAY_HELP)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", help=LR_HELP)
 @click.option(
     "--patience",
     type=click.IntRange(0),

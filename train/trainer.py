@@ -21,7 +21,7 @@ import numpy as np
 
 from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
-from fer_edge.errors import FerEdgeError, Interrupted
+from fer_edge.errors import FerEdgeError, Interrupted, raise_interrupted, sigterm_interrupts
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
@@ -46,6 +46,10 @@ from fer_edge.train.precision import (
 from fer_edge.train.runcache import cached_arrays
 
 SCHEDULES = ("cosine", "plateau")
+#: ``--optimizer`` choices: Adam, or SGD with Nesterov momentum 0.9 (Khaireddin & Chen 2021).
+OPTIMIZERS = ("adam", "sgd")
+#: SGD's peak rate when ``--lr`` is not given: the family defaults are Adam rates.
+SGD_LEARNING_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,10 @@ class TrainOptions:
         model: registry name (see ``fer-edge train --list-models``).
         epochs: maximum epochs.
         batch_size: global batch size, split evenly across the replicas of ``strategy``.
-        learning_rate: peak Adam learning rate (``None``: the model family's default, tuned
-            for a batch of 64). It is not rescaled with the batch size: for a batch k times
-            larger, about ``sqrt(k)`` times the rate is the usual rule for Adam.
+        learning_rate: peak learning rate (``None``: for Adam the model family's default, tuned
+            for a batch of 64; for SGD :data:`SGD_LEARNING_RATE`). It is not rescaled with the
+            batch size: for a batch k times larger, about ``sqrt(k)`` times the rate is the
+            usual rule for Adam.
         schedule: ``cosine`` (decay to 1% over all epochs) or ``plateau`` (halve the LR when
             the selection loss stalls for 5 epochs).
         patience: early-stopping patience in epochs on selection accuracy (0: off).
@@ -83,6 +88,9 @@ class TrainOptions:
             :mod:`fer_edge.train.recrop`) instead of their dataset framing; 0: never.
         init: start from this trained ``.keras`` model's weights (fine-tuning) instead of a
             fresh ``model``; it must be that registry model, with the data's labels.
+        optimizer: ``adam`` or ``sgd`` (Nesterov momentum 0.9).
+        weight_decay: decoupled weight decay per step, as a fraction of the learning rate
+            (``w -= lr * weight_decay * w``); 0: none.
     """
 
     data: str
@@ -108,6 +116,8 @@ class TrainOptions:
     distill: DistillOptions | None = None
     recrop: float = 0.0
     init: str | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -258,10 +268,6 @@ class _StopRequest(threading.Event):
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
-
-
 def throughput_callback(keras: Any, images_per_epoch: int) -> Any:
     """Return a callback that adds the epoch's training images/s to its logs (``images_per_s``).
 
@@ -296,8 +302,10 @@ def compile_model(
     plan: PrecisionPlan | None = None,
     jit_compile: bool = False,
     distill: dict[str, Any] | None = None,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
 ) -> None:
-    """Compile ``model`` as ``fer-edge train`` does: Adam, categorical cross-entropy, accuracy.
+    """Compile ``model`` as ``fer-edge train`` does: categorical cross-entropy, accuracy.
 
     Call it inside the strategy scope the model was built in.
 
@@ -309,29 +317,24 @@ def compile_model(
         jit_compile: compile the train step with XLA.
         distill: the loss and metric of :func:`fer_edge.train.distill.distillation_objects`
             (for ``[one_hot | teacher_probs]`` targets; it has its own label smoothing).
+        optimizer: ``adam`` or ``sgd`` (Nesterov, momentum 0.9).
+        weight_decay: decoupled weight decay (0: none).
     """
     _, keras = tf_and_keras()
-    optimizer = keras.optimizers.Adam(learning_rate)
+    decay = weight_decay or None
+    if optimizer == "sgd":
+        opt = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=decay)
+    elif optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate, weight_decay=decay)
+    else:
+        raise FerEdgeError(f"--optimizer: unknown {optimizer!r}; choose from {OPTIMIZERS}")
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     model.compile(
-        optimizer=wrap_optimizer(optimizer, plan or PrecisionPlan()),
+        optimizer=wrap_optimizer(opt, plan or PrecisionPlan()),
         loss=distill["distillation_loss"] if distill else loss,
         metrics=[distill["accuracy"] if distill else "accuracy"],
         jit_compile=jit_compile,
     )
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Make SIGTERM raise like Ctrl-C (the CLI then says "interrupted" and exits 143)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -352,7 +355,7 @@ def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, _StopRequest]]:
         requested.signum = signum
         requested.set()
         for sig in STOP_SIGNALS:
-            signal.signal(sig, _raise_interrupted)
+            signal.signal(sig, raise_interrupted)
         print("\nstopping after this batch (Ctrl-C again to stop now)", file=sys.stderr)
 
     in_main = threading.current_thread() is threading.main_thread()
@@ -365,7 +368,8 @@ def _graceful_interrupt(keras: Any) -> Iterator[tuple[Any, _StopRequest]]:
 
 
 def _learning_rate(keras: Any, options: TrainOptions, steps_per_epoch: int) -> Any:
-    peak = options.learning_rate or get_family(options.model).learning_rate
+    default = SGD_LEARNING_RATE if options.optimizer == "sgd" else None
+    peak = options.learning_rate or default or get_family(options.model).learning_rate
     if options.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             peak, decay_steps=options.epochs * steps_per_epoch, alpha=0.01
@@ -492,7 +496,7 @@ def train(
         Interrupted: Ctrl-C or SIGTERM, after the last finished epoch was checkpointed (a
             ``KeyboardInterrupt``).
     """
-    with _sigterm_raises():
+    with sigterm_interrupts():
         return _train(options, resume, verbose)
 
 
@@ -584,7 +588,15 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
                 model = family.builder(shape, len(labels), **extra)
             model = apply_precision(model, plan)
             lr = _learning_rate(keras, options, steps)
-            compile_model(model, lr, options.label_smoothing, plan, distill=distill)
+            compile_model(
+                model,
+                lr,
+                options.label_smoothing,
+                plan,
+                distill=distill,
+                optimizer=options.optimizer,
+                weight_decay=options.weight_decay,
+            )
     if resume:
         state["epoch"] = _epochs_in(model, state, steps)
         history = json.loads(paths.history.read_text()) if paths.history.exists() else {}

@@ -101,6 +101,38 @@ def test_short_training_reaches_a_real_accuracy_floor(trained_run):
     assert 1 <= result.best_epoch <= result.epochs_run == 6
 
 
+def test_sgd_nesterov_with_weight_decay_learns_and_is_kept_in_the_checkpoint(tmp_path):
+    from fer_edge.tfcompat import tf_and_keras
+    from fer_edge.train.inputs import AugmentOptions
+    from fer_edge.train.trainer import TrainOptions, train
+
+    root = write_folder_dataset(tmp_path / "data", {"train": 120, "val": 20})
+    options = TrainOptions(
+        data=str(root),
+        out=str(tmp_path / "sgd"),
+        model="edge",
+        model_options={"width": 0.5},
+        epochs=6,
+        batch_size=16,
+        learning_rate=0.05,
+        schedule="plateau",
+        select_fraction=0.15,
+        augment=AugmentOptions(flip=False, rotation=0, shift=0.05, zoom=0.05),
+        optimizer="sgd",
+        weight_decay=1e-4,
+    )
+    result = train(options, verbose=0)
+    # 7 oriented-grating classes: chance is 14%.
+    assert result.metrics is not None and result.metrics.accuracy >= 0.8
+    _, keras = tf_and_keras()
+    last = keras.models.load_model(result.out / "checkpoints" / "last.keras")
+    config = last.optimizer.get_config()
+    assert config["name"] == "SGD" and config["nesterov"] and config["momentum"] == 0.9
+    assert config["weight_decay"] == pytest.approx(1e-4)
+    state = json.loads((result.out / "state.json").read_text())
+    assert state["options"]["optimizer"] == "sgd"
+
+
 def test_run_folder_holds_reports_that_agree(trained_run):
     result, options = trained_run
     out = result.out
