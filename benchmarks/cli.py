@@ -115,6 +115,11 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--clutter", is_flag=True, help="With --scene: lights and edges in the background.")
 @click.option("--scene-video", type=click.Path(), help="With --scene: keep the video here.")
 @click.option(
+    "--rounds",
+    type=int,
+    help="With --scene: runs of every setting, interleaved; fps is their median [default: 3].",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
 )
 def bench_cmd(**options: Any) -> None:
@@ -140,7 +145,16 @@ def bench_cmd(**options: Any) -> None:
     if options["scene"] is not None:
         _scene(options)
         return
-    scene_only = ("settings", "per_frame", "frame_size", "face_size", "seed", "gap", "clutter")
+    scene_only = (
+        "settings",
+        "per_frame",
+        "frame_size",
+        "face_size",
+        "seed",
+        "gap",
+        "clutter",
+        "rounds",
+    )
     for flag in (*scene_only, "scene_video"):
         if options[flag] not in (None, False):
             raise FerEdgeError(f"--{flag.replace('_', '-')} only applies with --scene")
@@ -253,6 +267,7 @@ def _scene(options: dict[str, Any]) -> None:
             model=_path(options["pipeline_model"]),
             threads=threads[0],
             video=_path(options["scene_video"]),
+            rounds=defaults.rounds if options["rounds"] is None else options["rounds"],
         )
     )
     _emit(report, options)

@@ -14,7 +14,9 @@ setting (detector, crop, detection width, threshold) and scores every frame agai
 - **false / 100 frames**: boxes on no face or a second box on a found face; **nested**: boxes
   inside another box of the same frame;
 - **fps**: the loop's frame rate (decoding included), and its ratio to the ``haar`` setting
-  of the same run when there is one.
+  of the same run when there is one. With several rounds every setting runs once per round,
+  settings interleaved, and the fps is the median over the rounds: the load of a shared machine
+  drifts over minutes, and settings run one after the other would each meet a different load.
 """
 
 from __future__ import annotations
@@ -166,6 +168,8 @@ class SceneBenchOptions:
         model: the ``.tflite`` model (``None``: the bundled one).
         threads: interpreter threads (``None``: the runtime's default).
         video: keep the scene video here (``None``: a temporary file).
+        rounds: runs of every setting, interleaved; fps is their median (the faces and labels
+            are the first round's: the loop is deterministic on a video).
     """
 
     faces: Path
@@ -181,6 +185,7 @@ class SceneBenchOptions:
     model: Path | None = None
     threads: int | None = None
     video: Path | None = None
+    rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -198,8 +203,9 @@ class SceneScore:
         crop_correct: shown faces whose own dataset crop the model classifies right.
         false_boxes: boxes on no face, or a second box on a found face.
         nested: boxes lying inside another box of the same frame.
-        fps: the loop's frames per second.
-        detect_ms: median detection time per frame.
+        fps: the loop's frames per second (the median over rounds).
+        detect_ms: median detection time per frame (the median over rounds).
+        fps_rounds: the fps of each round, in the order run.
     """
 
     setting: str
@@ -214,6 +220,7 @@ class SceneScore:
     nested: int
     fps: float
     detect_ms: float
+    fps_rounds: tuple[float, ...] = ()
 
     @property
     def found_rate(self) -> float:
@@ -314,6 +321,18 @@ def score_scene(
         nested=nested,
         fps=summary.fps,
         detect_ms=summary.stages["detect"].median_ms,
+        fps_rounds=(summary.fps,),
+    )
+
+
+def median_of_rounds(rounds: Sequence[SceneScore]) -> SceneScore:
+    """Return the first round's score with the fps and detection time of all rounds' median."""
+    first = rounds[0]
+    return dataclasses.replace(
+        first,
+        fps=float(np.median([r.fps for r in rounds])),
+        detect_ms=float(np.median([r.detect_ms for r in rounds])),
+        fps_rounds=tuple(r.fps for r in rounds),
     )
 
 
@@ -374,6 +393,7 @@ class SceneReport(TableReport):
             f"{o['face_size']} px on {o['frame_size'][0]}x{o['frame_size'][1]}"
             f"{' cluttered' if o['clutter'] else ''}, {o['hold']} frames each and "
             f"{o['gap']} empty between (seed {o['seed']}); model {o['model']}",
+            f"fps: median of {o.get('rounds', 1)} round(s), settings interleaved",
             f"machine: {self.environment.summary()}, load {self.environment.load_1m} -> "
             f"{self.load_after}",
         ]
@@ -435,6 +455,8 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
         raise FerEdgeError(f"--limit: the scene needs at least one face, got {options.count}")
     if options.gap < 0:
         raise FerEdgeError(f"--gap: must be 0 or more frames, got {options.gap}")
+    if options.rounds < 1:
+        raise FerEdgeError(f"--rounds: must be at least 1, got {options.rounds}")
     model = options.model or runner.default_model_path()
     images, classes = sample_faces(options.faces, options.count, options.seed)
     own_right = _crop_right(images, classes, model)
@@ -469,23 +491,27 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
             "model": model.name,
             "threads": options.threads,
             "settings": [s.name for s in options.settings],
+            "rounds": options.rounds,
         },
     )
     with tempfile.TemporaryDirectory(prefix="fer-edge-scene-") as tmp:
         video = options.video or Path(tmp) / "scene.mp4"
         truth = write_scene(video, frames, classes)
         crop_right = [[own_right[i] for i in shown] for shown in truth.faces]
-        for setting in options.settings:
-            collect = _Collect()
-            run_options = dataclasses.replace(
-                runner.RunOptions(model=model, source=str(video), threads=options.threads),
-                sinks=[collect],
-                **setting.overrides,
-            )
-            summary = runner.run(run_options)
-            if summary.interrupted:
-                raise KeyboardInterrupt
-            score = score_scene(setting.name, truth, collect.faces, crop_right, summary)
-            report.scores.append(score)
+        rounds: dict[str, list[SceneScore]] = {s.name: [] for s in options.settings}
+        for _ in range(options.rounds):
+            for setting in options.settings:
+                collect = _Collect()
+                run_options = dataclasses.replace(
+                    runner.RunOptions(model=model, source=str(video), threads=options.threads),
+                    sinks=[collect],
+                    **setting.overrides,
+                )
+                summary = runner.run(run_options)
+                if summary.interrupted:
+                    raise KeyboardInterrupt
+                score = score_scene(setting.name, truth, collect.faces, crop_right, summary)
+                rounds[setting.name].append(score)
+        report.scores.extend(median_of_rounds(rounds[s.name]) for s in options.settings)
     report.load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return report

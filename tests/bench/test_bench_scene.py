@@ -74,6 +74,7 @@ def test_scene_scores_match_an_independent_recount(face_folders, tiny_tflite, tm
         settings=tuple(parse_setting(s) for s in ("haar", "default", "yunet-aligned:smooth=0")),
         model=tiny_tflite["int8"],
         video=video,
+        rounds=2,
     )
     report = bench_scene(options)
     assert [s.setting for s in report.scores] == ["haar", "default", "yunet-aligned:smooth=0"]
@@ -88,7 +89,8 @@ def test_scene_scores_match_an_independent_recount(face_folders, tiny_tflite, tm
         assert (score.frames, score.shown, score.crop_correct) == (18, 12, crop_correct)
         assert score.found == 12 and score.false_boxes == 0 and score.nested == 0
         assert score.end_to_end == pytest.approx(score.right / 12)
-        assert score.fps > 0
+        assert score.fps > 0 and len(score.fps_rounds) == 2
+        assert score.fps == pytest.approx(float(np.median(score.fps_rounds)))
     default = report.scores[1]
     assert default.detector == "yunet" and default.crop == "box -0.075"
     assert report.scores[0].crop == "box +0.020" and report.scores[2].crop == "align"
@@ -109,6 +111,8 @@ def test_scene_scores_match_an_independent_recount(face_folders, tiny_tflite, tm
     data = report.to_dict()
     assert data["schema"].startswith("fer-edge-bench-scene/")
     assert data["scores"][1]["found_rate"] == 1.0 and data["options"]["count"] == 6
+    assert data["options"]["rounds"] == 2 and len(data["scores"][0]["fps_rounds"]) == 2
+    assert "median of 2 round(s)" in text
 
 
 def test_cli_prints_the_table_and_writes_reports(face_folders, tiny_tflite, tmp_path):
@@ -134,6 +138,8 @@ def test_cli_prints_the_table_and_writes_reports(face_folders, tiny_tflite, tmp_
         (["--scene", "{faces}", "--pipeline"], "--pipeline does not apply"),
         (["--per-frame", "2"], "--per-frame only applies with --scene"),
         (["--scene", "{faces}", "--gap", "-1"], "--gap"),
+        (["--scene", "{faces}", "--rounds", "-1"], "--rounds"),
+        (["--rounds", "2"], "--rounds only applies with --scene"),
         (["--scene", "{missing}"], "no <class>/ folders"),
     ],
 )
