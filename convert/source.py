@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_edge.errors import FerEdgeError, first_line
+from fer_edge.errors import FerEdgeError
+from fer_edge.evaluate import load_keras_model
 from fer_edge.labels import resolve_classes
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.preprocess import InputSpec
@@ -63,10 +64,7 @@ def load_source(path: str | os.PathLike[str], classes: str | None = None) -> Sou
             "from (runs/NAME/model.keras)"
         )
     _, keras = tf_and_keras()
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # load_model raises anything from OSError to TypeError
-        raise FerEdgeError(f"{path}: not a Keras model ({first_line(exc)})") from None
+    model = load_keras_model(path)
     if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
         raise FerEdgeError(
             f"{path}: a subclassed Keras model cannot be pruned or quantised; save a "

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fer_edge import __version__
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, sigterm_interrupts
 
 #: name -> (module, attribute, one-line help shown in ``fer-edge --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -57,9 +57,15 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, info[2]) for name, info in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run a subcommand, turning user errors into one-line messages."""
+        """Run a subcommand, turning user errors into one-line messages.
+
+        SIGTERM raises like Ctrl-C (see :func:`~fer_edge.errors.sigterm_interrupts`), so every
+        command removes its temporary files and exits 143; ``train`` and ``run`` set their own
+        handlers inside, to stop after the batch or frame in flight.
+        """
         try:
-            return super().invoke(ctx)
+            with sigterm_interrupts():
+                return super().invoke(ctx)
         except FerEdgeError as exc:
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:

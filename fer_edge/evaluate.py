@@ -17,7 +17,7 @@ import numpy as np
 
 from fer_edge.classifier import ClassifierOptions, FaceClassifier, check_tta
 from fer_edge.data import Dataset, Split, load_dataset
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, first_line
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.metrics import ClassificationMetrics, agreement, classification_metrics
 from fer_edge.modelmeta import ModelMeta, read_meta
@@ -171,8 +171,8 @@ def load_keras_model(model_path: str | os.PathLike[str]) -> Any:
     _, keras = tf_and_keras()
     try:
         return keras.models.load_model(model_path, compile=False)
-    except (OSError, ValueError) as exc:
-        raise FerEdgeError(f"{model_path}: not a loadable Keras model ({exc})") from None
+    except Exception as exc:  # load_model raises anything from OSError to TypeError
+        raise FerEdgeError(f"{model_path}: not a Keras model ({first_line(exc)})") from None
 
 
 def predict_keras(

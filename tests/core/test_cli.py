@@ -1,5 +1,8 @@
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -48,3 +51,35 @@ def test_device_side_imports_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_sigterm_stops_a_command_with_a_message_and_no_partial_output(
+    tiny_tflite, tiny_dataset, tmp_path
+):
+    # Python's default SIGTERM kills at once (no message, no cleanup); the CLI turns it into
+    # the Ctrl-C path: "interrupted", exit 143, no report written.
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "fer_edge", "bench", str(tiny_tflite["int8"])]
+    cmd += ["--data", str(tiny_dataset), "--repeats", "10000000", "--json", str(out / "b.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    timing = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            seen.append(line)
+            if "XNNPACK" in line:  # LiteRT logs it when the bench loads the model
+                timing.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    timing.wait(timeout=90)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    err = "".join(seen)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
