@@ -1,9 +1,10 @@
 """Several sources in one call: ``fer-edge run --source a.mp4 --source b.mp4 --out-dir DIR``.
 
 Each source is one :func:`~fer_edge.device.runner.run` with its own outputs in ``DIR``:
-``NAME.jsonl``, ``NAME.csv``, ``NAME.html`` (the report) and ``NAME.summary.json``, where
-``NAME`` is the file's stem (made unique). A source that cannot be read is reported and
-skipped; the others still run. ``DIR/batch.json`` lists what happened to each source.
+``NAME.jsonl``, ``NAME.csv``, ``NAME.html`` (the report), ``NAME.summary.json`` and, if asked,
+``NAME.annotated.mp4``, where ``NAME`` is the file's stem (made unique). A source that cannot
+be read is reported and skipped; the others still run. ``DIR/batch.json`` lists what happened
+to each source.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class BatchItem:
 
     Attributes:
         source: the ``--source`` value.
-        outputs: output kind (``jsonl``, ``csv``, ``report``, ``summary``) -> path.
+        outputs: output kind (``jsonl``, ``csv``, ``report``, ``summary``, ``video``) -> path.
         summary: the run's summary (``None`` when it was skipped).
         error: why it was skipped (``None`` when it ran).
     """
@@ -158,14 +159,22 @@ class BatchSummary:
         return {"total": self.total, "done": self.done, "items": [i.to_dict() for i in self.items]}
 
 
-def batch_outputs(out_dir: Path, stem: str) -> dict[str, Path]:
-    """Return the output files of one source of a batch."""
-    return {
+#: Suffix of a batch's annotated videos: never ``NAME.mp4``, which would overwrite the source
+#: itself when ``--out-dir`` is the folder the videos came from.
+VIDEO_SUFFIX = ".annotated.mp4"
+
+
+def batch_outputs(out_dir: Path, stem: str, video: bool = False) -> dict[str, Path]:
+    """Return the output files of one source of a batch (with ``video``: its annotated video)."""
+    outputs = {
         "jsonl": out_dir / f"{stem}.jsonl",
         "csv": out_dir / f"{stem}.csv",
         "report": out_dir / f"{stem}.html",
         "summary": out_dir / f"{stem}{SUMMARY_SUFFIX}",
     }
+    if video:
+        outputs["video"] = out_dir / f"{stem}{VIDEO_SUFFIX}"
+    return outputs
 
 
 def _is_source_error(exc: FerEdgeError) -> bool:
@@ -175,7 +184,11 @@ def _is_source_error(exc: FerEdgeError) -> bool:
 
 
 def run_batch(
-    options: RunOptions, sources: Sequence[str], out_dir: str | os.PathLike[str], progress: bool
+    options: RunOptions,
+    sources: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    progress: bool,
+    videos: bool = False,
 ) -> BatchSummary:
     """Run every source in turn with ``options``, one set of outputs each in ``out_dir``.
 
@@ -184,6 +197,7 @@ def run_batch(
         sources: the sources (see :func:`expand_sources`).
         out_dir: the output folder (created if missing).
         progress: show a progress bar over the sources on stderr.
+        videos: also write each source's annotated video (``NAME.annotated.mp4``).
 
     Returns:
         What happened to each source; ``batch.json`` in ``out_dir`` holds the same.
@@ -199,14 +213,14 @@ def run_batch(
     try:
         for spec, stem in zip(sources, stems, strict=True):
             bar.set_postfix_str(Path(spec).name, refresh=True)
-            outputs = batch_outputs(folder, stem)
+            outputs = batch_outputs(folder, stem, videos)
             one = dataclasses.replace(
                 options,
                 source=spec,
                 jsonl=str(outputs["jsonl"]),
                 csv=outputs["csv"],
                 report=outputs["report"],
-                save=None,
+                save=outputs.get("video"),
                 sinks=[],
             )
             try:

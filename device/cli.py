@@ -140,6 +140,11 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="One set of outputs per source here: NAME.jsonl, NAME.csv, NAME.html (report) and "
     "NAME.summary.json; a source that cannot be read is reported and skipped.",
 )
+@click.option(
+    "--save-videos",
+    is_flag=True,
+    help="With --out-dir: also write each source's annotated video, NAME.annotated.mp4.",
+)
 @click.option("--display", is_flag=True, help="Show a window (needs a screen); q quits.")
 @click.option(
     "--serve",
@@ -178,6 +183,7 @@ def run_cmd(
     csv_path: Path | None,
     report_path: Path | None,
     out_dir: Path | None,
+    save_videos: bool,
     display: bool,
     serve: str | None,
     summary_path: Path | None,
@@ -196,7 +202,7 @@ def run_cmd(
       fer-edge run -m edge_int8.tflite --source clip.mp4 --save out.mp4 --jsonl out.jsonl
       fer-edge run -m edge_int8.tflite -s 'photos/*.jpg' --detector haar
       fer-edge run -s clip.mp4 --every 3 --csv faces.csv --report report.html
-      fer-edge run -s 'videos/*.mp4' --out-dir results
+      fer-edge run -s 'videos/*.mp4' --out-dir results --save-videos
     """
     if summary_path is not None:
         check_output_file(summary_path, "--summary")
@@ -228,8 +234,13 @@ def run_cmd(
         sinks=[StatusSink()] if sys.stderr.isatty() else [],
     )
     if len(batch) > 1 or out_dir is not None:
-        _run_batch(options, batch, out_dir, summary_path)
+        _run_batch(options, batch, out_dir, summary_path, save_videos)
         return
+    if save_videos:
+        raise FerEdgeError(
+            "--save-videos: writes one video per source into --out-dir; for one source without "
+            "--out-dir use --save FILE"
+        )
     summary = run(options)
     click.echo(summary.format(), err=True)
     if summary_path is not None:
@@ -243,7 +254,11 @@ def run_cmd(
 
 
 def _run_batch(
-    options: RunOptions, sources: list[str], out_dir: Path | None, summary_path: Path | None
+    options: RunOptions,
+    sources: list[str],
+    out_dir: Path | None,
+    summary_path: Path | None,
+    videos: bool,
 ) -> None:
     """Run several sources, one set of outputs each in ``out_dir``."""
     single = {
@@ -259,12 +274,12 @@ def _run_batch(
             raise FerEdgeError(
                 f"{flag}: names one output, not one per source; with several sources or "
                 "--out-dir each source gets NAME.jsonl, NAME.csv, NAME.html and "
-                "NAME.summary.json in --out-dir"
+                "NAME.summary.json in --out-dir (and NAME.annotated.mp4 with --save-videos)"
             )
     if out_dir is None:
         raise FerEdgeError(f"--out-dir: {len(sources)} sources need a folder for their outputs")
     options.validate()  # once, before the first source
-    batch = run_batch(options, sources, out_dir, progress=sys.stderr.isatty())
+    batch = run_batch(options, sources, out_dir, progress=sys.stderr.isatty(), videos=videos)
     click.echo(batch.format(), err=True)
     stopped = [i.summary for i in batch.items if i.summary is not None and i.summary.interrupted]
     if stopped:

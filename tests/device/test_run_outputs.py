@@ -254,6 +254,36 @@ def test_a_batch_writes_one_set_per_source_and_skips_a_bad_file(tmp_path, tiny_t
     assert (out / "a.html").read_text().count('<svg class="timeline"') == 7
 
 
+def test_a_batch_saves_one_annotated_video_per_source(tmp_path, tiny_tflite, videos):
+    out = tmp_path / "results"
+    args = ["run", "-m", tiny_tflite["int8"], "-s", videos / "a.mp4", "-s", videos / "b.mp4"]
+    result = cli(*args, "--every", 3, "--out-dir", out, "--save-videos")
+    assert result.exit_code == 0, result.output
+    # The same video as a single run's --save (frames held to keep the clip's timing).
+    single = tmp_path / "single.mp4"
+    assert cli(*args[:5], "--every", 3, "--save", single).exit_code == 0
+
+    def read(path):
+        capture = cv2.VideoCapture(str(path))
+        frames = []
+        while (got := capture.read())[0]:
+            frames.append(got[1])
+        capture.release()
+        return frames
+
+    expected = read(single)
+    assert len(expected) >= 8  # at least every 3rd of 24 frames
+    for stem in "ab":
+        frames = read(out / f"{stem}.annotated.mp4")
+        assert len(frames) == len(expected)
+        diff = np.abs(np.stack(frames).astype(int) - np.stack(expected).astype(int)).mean()
+        assert diff < 1.0  # the same overlays; only the codec's noise differs
+    index = json.loads((out / INDEX_NAME).read_text())
+    assert index["items"][0]["outputs"]["video"] == str(out / "a.annotated.mp4")
+    line = error_line(cli(*args[:5], "--save-videos"))
+    assert line.startswith("Error: --save-videos") and "--save FILE" in line
+
+
 def test_batch_errors_are_one_line(tmp_path, tiny_tflite, videos):
     model = ["-m", tiny_tflite["int8"]]
     two = ["-s", videos / "a.mp4", "-s", videos / "b.mp4"]
