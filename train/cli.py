@@ -38,6 +38,9 @@ def _list_models() -> None:
 
 
 SCHEDULES = ["cosine", "plateau"]
+SHIFT_HELP = "Maximum random translation as a fraction of the face [default: 0.1]."
+ROTATION_HELP = "Maximum random rotation in degrees [default: 10]."
+ZOOM_HELP = "Maximum random zoom in or out, a fraction (0.2: 80-120%) [default: 0.1]."
 OPT_HELP = "adam, or sgd with Nesterov momentum 0.9."
 DECAY_HELP = "Decoupled weight decay per step, in units of the LR (w -= lr * wd * w); 0 off."
 LR_HELP = (
@@ -98,6 +101,9 @@ LR_HELP = (
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option("--erase", type=FiniteFloat(0, 1), default=0.0, help="Random-erasing probability.")
 @click.option("--mixup", type=FiniteFloat(0), default=0.0, help="Mixup Beta(alpha, alpha); 0 off.")
+@click.option("--shift", type=FiniteFloat(0, 0.5), help=SHIFT_HELP)
+@click.option("--zoom", type=FiniteFloat(0, 0.5), help=ZOOM_HELP)
+@click.option("--rotation", type=FiniteFloat(0, 45), help=ROTATION_HELP)
 @click.option(
     "--model-option",
     "model_option",
@@ -177,6 +183,9 @@ def train_cmd(
     no_augment: bool,
     erase: float,
     mixup: float,
+    shift: float | None,
+    zoom: float | None,
+    rotation: float | None,
     model_option: tuple[str, ...],
     teacher: tuple[str, ...],
     distill_alpha: float,
@@ -196,6 +205,10 @@ def train_cmd(
     if list_models:
         _list_models()
         return
+    given = {"shift": shift, "zoom": zoom, "rotation": rotation}
+    geometry = {name: value for name, value in given.items() if value is not None}
+    if no_augment and geometry:
+        raise FerEdgeError(f"--{next(iter(geometry))}: does not apply with --no-augment")
     if recipe is not None:
         if resume:
             raise FerEdgeError("--recipe starts a run; --resume continues one with its own flags")
@@ -204,6 +217,8 @@ def train_cmd(
                 continue  # the command line wins
             if name == "erase":
                 erase = float(value)
+            elif name in ("shift", "zoom", "rotation"):
+                geometry[name] = float(value)
             elif name == "model_option":
                 model_option = tuple(value)
             elif name == "teacher":
@@ -233,7 +248,9 @@ def train_cmd(
         kwargs["epochs"] = kwargs["epochs"] or TrainOptions.epochs
         if not kwargs["data"]:
             raise FerEdgeError("--data is required (a dataset folder or FER2013 CSV)")
-        augment = NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup)
+        augment = (
+            NO_AUGMENT if no_augment else AugmentOptions(erase=erase, mixup=mixup, **geometry)  # type: ignore[arg-type]
+        )
         model_options = _parse_model_options(model_option)
         distill = (
             DistillOptions(teacher, distill_alpha, distill_temperature, teacher_tta)

@@ -191,6 +191,10 @@ def test_bad_train_flags_are_one_line_errors(tmp_path):
         main, ["train", "--data", str(tmp_path), "--model", "nope", "--out", str(tmp_path / "r")]
     )
     assert res.exit_code != 0 and "--model: unknown model 'nope'" in res.output
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(tmp_path), "--no-augment", "--shift", "0.2", "--out", "r"]
+    )
+    assert res.exit_code != 0 and "--shift: does not apply with --no-augment" in res.output
 
 
 def test_interrupt_then_resume_continues_from_the_saved_epoch(tmp_path):

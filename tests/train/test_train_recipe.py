@@ -38,12 +38,15 @@ def test_recipe_with_resume_is_a_one_line_error(tmp_path):
 def test_recipe_model_options_reach_the_builder(tiny_dataset, tmp_path, monkeypatch):
     from fer_edge.train.recipes import Recipe
 
-    recipe = Recipe("test", {"model": "edge", "model_option": ("width=0.25",), "epochs": 1})
-    monkeypatch.setitem(RECIPES, "default", recipe)
+    flags = {"model": "edge", "model_option": ("width=0.25",), "epochs": 1, "shift": 0.2}
+    monkeypatch.setitem(RECIPES, "default", Recipe("test", flags))
     out = tmp_path / "run"
     args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "default"]
-    result = CliRunner().invoke(main, [*args, "--batch-size", "32"])
+    result = CliRunner().invoke(main, [*args, "--batch-size", "32", "--zoom", "0.15"])
     assert result.exit_code == 0, result.output
     options = json.loads((out / "state.json").read_text())["options"]
     assert options["model_options"] == {"width": 0.25} and options["epochs"] == 1
+    # Augmentation geometry from the recipe and the command line; the rest keeps its default.
+    augment = options["augment"]
+    assert (augment["shift"], augment["zoom"], augment["rotation"]) == (0.2, 0.15, 10.0)
     assert json.loads((out / "metrics.json").read_text())["params"] < 100_000
