@@ -30,6 +30,7 @@ from fer_edge.device.detect import (
     make_detector,
 )
 from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.device.memory import keep_freed_memory
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
@@ -393,6 +394,7 @@ def run(options: RunOptions) -> RunSummary:
         FerEdgeError: bad options, model, detector, source or output path.
     """
     options.validate()
+    keep_freed_memory()  # YuNet's per-frame buffers would page-fault anew each frame
     started = time.perf_counter()
     model_path = Path(options.model) if options.model is not None else default_model_path()
     classifier = FaceClassifier(
