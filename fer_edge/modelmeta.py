@@ -100,11 +100,32 @@ def strip_meta(model: bytes) -> bytes:
     return model[:start]
 
 
-def add_to_zip_model(path: str | os.PathLike[str], meta: ModelMeta) -> None:
-    """Store ``meta`` inside a zip-based model file (``.keras``) in place."""
+def add_to_zip_model(path: str | os.PathLike[str], meta: ModelMeta, replace: bool = False) -> None:
+    """Store ``meta`` inside a zip-based model file (``.keras``) in place.
+
+    Args:
+        path: the ``.keras`` file.
+        meta: the metadata to store.
+        replace: rewrite the file without its old metadata first (a checkpoint that becomes
+            the run's ``model.keras`` carries the checkpoint's); otherwise existing metadata
+            is an error.
+
+    Raises:
+        ValueError: the file already holds metadata and ``replace`` is false.
+    """
+    with zipfile.ZipFile(path) as archive:
+        present = META_MEMBER in archive.namelist()
+    if present and not replace:
+        raise ValueError(f"{path} already holds {META_MEMBER}")
+    if present:
+        # A zip member cannot be removed in place: copy the others into a fresh archive.
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(path) as old, zipfile.ZipFile(buffer, "w") as new:
+            for info in old.infolist():
+                if info.filename != META_MEMBER:
+                    new.writestr(info, old.read(info.filename))
+        Path(path).write_bytes(buffer.getvalue())
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
-        if META_MEMBER in archive.namelist():
-            raise ValueError(f"{path} already holds {META_MEMBER}")
         archive.writestr(META_MEMBER, json.dumps(meta.to_dict(), indent=1))
 
 

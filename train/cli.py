@@ -9,6 +9,7 @@ import click
 
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES
 from fer_edge.train.distribute import STRATEGIES
 from fer_edge.train.precision import PRECISIONS
 from fer_edge.train.recipes import RECIPES, recipe_help
@@ -37,7 +38,6 @@ def _list_models() -> None:
         click.echo(f"{name:<16}{model.count_params():>12,}{macs:>9.1f}M  {family.summary}")
 
 
-SCHEDULES = ["cosine", "plateau"]
 SHIFT_HELP = "Maximum random translation as a fraction of the face [default: 0.1]."
 ROTATION_HELP = "Maximum random rotation in degrees [default: 10]."
 ZOOM_HELP = "Maximum random zoom in or out, a fraction (0.2: 80-120%) [default: 0.1]."
@@ -58,8 +58,8 @@ LR_HELP = (
 @click.option(
     "--epochs",
     type=click.IntRange(1),
-    help="Total epochs.  [default: 60] With --resume: a new total for the run; a cosine "
-    "schedule is re-planned to end there.",
+    help=f"Total epochs.  [default: {DEFAULT_EPOCHS}] With --resume: a new total for the run; "
+    "a cosine schedule is re-planned to end there.",
 )
 @click.option(
     "--batch-size",
@@ -74,7 +74,7 @@ LR_HELP = (
     help="Peak LR [default: SGD 0.01; Adam the model's: edge 2e-3, mlp 3e-4, seed CNNs 5e-4, "
     "others 1e-3, for batch 64; not rescaled: for a k times larger batch try sqrt(k) times].",
 )
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", help=OPT_HELP)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", help=OPT_HELP)
 @click.option("--weight-decay", type=FiniteFloat(0, 0.1), default=0.0, help=DECAY_HELP)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", help=LR_HELP)
 @click.option(
@@ -217,7 +217,7 @@ def train_cmd(
                 continue  # the command line wins
             if name == "erase":
                 erase = float(value)
-            elif name in ("shift", "zoom", "rotation"):
+            elif name in given:
                 geometry[name] = float(value)
             elif name == "model_option":
                 model_option = tuple(value)

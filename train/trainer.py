@@ -27,6 +27,7 @@ from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
+from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES
 from fer_edge.train.distill import (
     DistillOptions,
     check_teachers,
@@ -45,9 +46,6 @@ from fer_edge.train.precision import (
 )
 from fer_edge.train.runcache import cached_arrays
 
-SCHEDULES = ("cosine", "plateau")
-#: ``--optimizer`` choices: Adam, or SGD with Nesterov momentum 0.9 (Khaireddin & Chen 2021).
-OPTIMIZERS = ("adam", "sgd")
 #: SGD's peak rate when ``--lr`` is not given: the family defaults are Adam rates.
 SGD_LEARNING_RATE = 0.01
 
@@ -96,7 +94,7 @@ class TrainOptions:
     data: str
     out: str
     model: str = "edge"
-    epochs: int = 60
+    epochs: int = DEFAULT_EPOCHS
     batch_size: int = 64
     learning_rate: float | None = None
     schedule: str = "cosine"
@@ -201,12 +199,16 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _checkpoint_callback(
-    keras: Any, paths: RunPaths, state: dict[str, Any], chief: bool = True
+    keras: Any, paths: RunPaths, state: dict[str, Any], meta: ModelMeta, chief: bool = True
 ) -> Any:
-    def save(model: Any, path: Path) -> None:
+    def save(model: Any, path: Path, epoch: int) -> None:
         if chief:
             with atomic_path(path) as tmp:
                 model.save(tmp)
+                # So that a stopped run's checkpoints can be evaluated and converted as they are.
+                add_to_zip_model(
+                    tmp, dataclasses.replace(meta, extra={**meta.extra, "epoch": epoch})
+                )
             return
         # Every worker must save (reading mirrored batch-norm statistics is a collective op),
         # but only the chief's copy is kept: the others go to a private temporary folder.
@@ -235,7 +237,7 @@ def _checkpoint_callback(
             for key, value in logs.items():
                 state["history"].setdefault(key, []).append(float(value))
             name = f"epoch-{epoch + 1:04d}.keras"
-            save(self.model, paths.checkpoints / name)
+            save(self.model, paths.checkpoints / name, epoch + 1)
             score = float(logs.get("val_accuracy", 0.0))
             improved = score > state["best_score"]
             if improved:
@@ -622,11 +624,15 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
                 counts[name] = dataset.counts(name)
         plots.plot_class_distribution(counts, paths.out / "class_distribution.png")
     state["t0"], state["wall_before"] = time.perf_counter(), state.get("wall_time_s", 0.0)
+    params, macs = int(model.count_params()), count_macs(model)
+    checkpoint_meta = ModelMeta(
+        labels, spec, name=options.model, extra={"params": params, "macs": macs}
+    )
 
     callbacks = [
         # First, so the checkpoint callback records images/s in the history.
         throughput_callback(keras, len(fit_split)),
-        _checkpoint_callback(keras, paths, state, chief),
+        _checkpoint_callback(keras, paths, state, checkpoint_meta, chief),
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(paths.logs), profile_batch=0))
@@ -649,7 +655,7 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         else f"all {options.epochs} epochs done, writing the reports"
     )
     print(
-        f"{options.model}: {model.count_params():,} params, {count_macs(model) / 1e6:.1f} M MACs; "
+        f"{options.model}: {params:,} params, {macs / 1e6:.1f} M MACs; "
         f"fit {len(fit_split)}, select {len(select_split)}; {todo}; "
         f"{distribution.describe()}, batch {options.batch_size}; {plan.describe()}"
         + (
@@ -720,7 +726,7 @@ def finish_run(
             shutil.copyfile(paths.best, tmp)
         else:
             best.save(tmp)
-        add_to_zip_model(tmp, meta)
+        add_to_zip_model(tmp, meta, replace=True)
     report = {
         "model": options.model,
         "params": params,

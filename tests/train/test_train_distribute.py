@@ -270,7 +270,7 @@ def test_mixed_precision_trains_and_exports_float32_and_int8_tflite(tmp_path):
     assert (int8.input_dtype, int8.output_dtype) == ("int8", "int8")
     assert inspect_tflite(int8.path.read_bytes()).is_full_integer
 
-    # The mixed checkpoint itself (no metadata: --classes) loads for conversion as float32.
+    # The mixed checkpoint itself loads for conversion as float32.
     source = load_source(out / "checkpoints" / "last.keras", "fer7")
     assert is_float32(source.model)
     info = inspect_tflite(to_tflite(source.model))

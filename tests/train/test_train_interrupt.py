@@ -124,6 +124,23 @@ def test_a_stop_mid_epoch_keeps_the_last_finished_epoch(interrupted):
     assert _iterations(_last_checkpoint(out)) == INTERRUPT_EPOCH * steps
 
 
+def test_a_stopped_runs_checkpoint_is_evaluated_as_it_is(interrupted, tmp_path):
+    from fer_edge.modelmeta import read_meta
+
+    data, out, _, _ = interrupted
+    best = out / "checkpoints" / json.loads((out / "state.json").read_text())["best"]
+    meta = read_meta(best)
+    assert meta.name == "edge" and meta.extra["epoch"] == INTERRUPT_EPOCH
+    assert len(meta.labels) == 7 and meta.extra["params"] > 0
+    report = tmp_path / "eval.json"
+    result = CliRunner().invoke(
+        main, ["eval", str(best), "--data", str(data), "--json", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text())
+    assert metrics["count"] == 7 * 6 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
 def test_resume_trains_the_interrupted_epoch_again(interrupted, tmp_path, capsys):
     from fer_edge.train.trainer import train
 
