@@ -98,7 +98,9 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--source", help="With --pipeline: a video file (or camera index) to run on.")
 @click.option("--model", "pipeline_model", type=click.Path(), help="With --pipeline: the model.")
 @click.option("--detector", help="With --pipeline: haar or yunet (as for fer-edge run).")
-@click.option("--detector-model", type=click.Path(), help="With --pipeline: the YuNet .onnx.")
+@click.option(
+    "--detector-model", type=click.Path(), help="With --pipeline: the YuNet .tflite or .onnx."
+)
 @click.option("--max-frames", type=int, help="With --pipeline: stop after N frames.")
 @click.option(
     "--scene",

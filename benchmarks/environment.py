@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fer_edge.runtime import usable_cores
+
 # ARM's "CPU part" ids of the cores found in Raspberry Pis and similar boards.
 _ARM_PARTS = {
     "0xd03": "Cortex-A53",
@@ -125,10 +127,7 @@ def collect_environment() -> Environment:
     import numpy as np
 
     cores = os.cpu_count() or 1
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        usable = cores
+    usable = usable_cores()
     load = load_average()
     cpu = parse_cpuinfo(_read("/proc/cpuinfo")) or platform.processor() or platform.machine()
     board = _read("/proc/device-tree/model").strip("\x00\n ")

@@ -40,7 +40,8 @@ class PipelineBenchOptions:
         source: a video file, image folder or camera (as for ``fer-edge run --source``).
         model: the ``.tflite`` model (``None``: the bundled model).
         detector: ``yunet`` (the run default) or ``haar``.
-        detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
+        detector_model: a YuNet ``.tflite`` or ONNX file (``yunet`` only; ``None``: the bundled
+            ``.tflite``).
         threads: interpreter thread counts; one run each.
         runtimes: runtimes to compare; one that is not installed is skipped.
         max_frames: stop each run after this many frames (``None``: the whole source).

@@ -88,10 +88,17 @@ def describe_model(path: Path, name: str | None = None) -> ModelInfo:
 
 
 def bundled_models() -> list[Path]:
-    """Return the ``.tflite`` files shipped in ``fer_edge/models`` (package data)."""
+    """Return the classifier ``.tflite`` files shipped in ``fer_edge/models`` (package data).
+
+    The bundled face detector (also a ``.tflite``) is not a classifier and is left out.
+    """
+    from fer_edge.device.detect import YUNET_MODEL
+
     folder = importlib.resources.files("fer_edge.models")
     return sorted(
-        Path(str(entry)) for entry in folder.iterdir() if str(entry.name).endswith(".tflite")
+        Path(str(entry))
+        for entry in folder.iterdir()
+        if str(entry.name).endswith(".tflite") and entry.name != YUNET_MODEL
     )
 
 

@@ -65,7 +65,8 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--detector-model",
     type=FILE,
-    help="A YuNet .onnx file for --detector yunet [default: the bundled one].",
+    help="YuNet for --detector yunet: a .tflite (from 'python -m fer_edge.convert.yunet', on "
+    "the TFLite interpreter) or the zoo's .onnx (OpenCV's DNN) [default: the bundled .tflite].",
 )
 @click.option(
     "--detect-width",
@@ -80,7 +81,12 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="align: warp the landmarks onto the model's template; box: a square about the box; "
     "both: the two averaged [default: box].",
 )
-@click.option("--threads", type=int, help="Interpreter CPU threads (default: runtime's choice).")
+@click.option(
+    "--threads",
+    type=int,
+    help="Interpreter CPU threads of the classifier and of YuNet [default: the runtime's "
+    "choice for the classifier, the usable cores up to 4 for YuNet].",
+)
 @runtime_option()
 @click.option("--delegate", type=click.Choice(["edgetpu"]), help="Run the model on a Coral.")
 @click.option(

@@ -17,6 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from fer_edge.device.yunetlite import LiteYuNet
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CROP_MODES
 from fer_edge.models import bundled_file
@@ -24,8 +25,12 @@ from fer_edge.preprocess import to_gray
 
 DETECTORS: tuple[str, ...] = ("haar", "yunet")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-#: The YuNet model shipped in ``fer_edge/models/`` (OpenCV zoo, MIT; licence beside it).
-YUNET_MODEL = "face_detection_yunet_2026may.onnx"
+#: The YuNet model shipped in ``fer_edge/models/`` (OpenCV zoo, MIT; licence beside it), as the
+#: zoo's ONNX file (run by OpenCV's DNN module) and converted to TFLite from it
+#: (:mod:`fer_edge.convert.yunet`; run by the TFLite interpreter, about twice as fast). The
+#: default detector uses the TFLite file; ``--detector-model`` takes either kind.
+YUNET_ONNX = "face_detection_yunet_2026may.onnx"
+YUNET_MODEL = "face_detection_yunet_2026may.tflite"
 
 #: Crop modes (``--crop``): landmarks onto the model's template, a square about the box, or
 #: the two averaged (see :mod:`fer_edge.facecrop`).
@@ -68,7 +73,7 @@ MIN_FACE_FRACTION = 0.05
 
 
 def default_yunet_model() -> Path:
-    """Return the YuNet ONNX file bundled in ``fer_edge/models/``.
+    """Return the bundled YuNet model the default detector runs (the TFLite conversion).
 
     Raises:
         FerEdgeError: the package was installed without it.
@@ -208,7 +213,12 @@ class HaarDetector:
 
 
 class YuNetDetector:
-    """YuNet through ``cv2.FaceDetectorYN`` (a small CNN; more recall than Haar)."""
+    """YuNet, a small CNN with more recall than Haar.
+
+    A ``.tflite`` conversion runs on the TFLite interpreter
+    (:class:`~fer_edge.device.yunetlite.LiteYuNet`), the zoo's ONNX file through
+    ``cv2.FaceDetectorYN``; both decode to the same boxes, landmarks and scores.
+    """
 
     name = "yunet"
     needs_color = True
@@ -219,23 +229,46 @@ class YuNetDetector:
         min_face: int = 40,
         score_threshold: float = YUNET_SCORE_THRESHOLD,
         nms_threshold: float = 0.3,
+        threads: int | None = None,
+        runtime: str = "auto",
     ):
-        """Load a YuNet ONNX file.
+        """Load a YuNet model: ``.tflite`` on the TFLite interpreter, anything else by OpenCV.
+
+        Args:
+            model_path: the model file.
+            min_face: smallest face side in pixels.
+            score_threshold: minimum score.
+            nms_threshold: IoU above which overlapping boxes are one face.
+            threads: interpreter threads for a ``.tflite`` model (``None``: the usable cores,
+                up to 4); OpenCV's DNN module uses its own.
+            runtime: the TFLite runtime for a ``.tflite`` model (see
+                :func:`fer_edge.runtime.load_runtime`).
 
         Raises:
-            FerEdgeError: the file is missing or OpenCV cannot load it.
+            FerEdgeError: the file is missing or cannot be loaded as YuNet.
         """
         path = Path(model_path)
         if not path.is_file():
             raise FerEdgeError(f"--detector-model: {path} does not exist")
-        try:
-            self._net = cv2.FaceDetectorYN.create(
-                str(path), "", (320, 320), score_threshold, nms_threshold
-            )
-        except cv2.error:
-            raise FerEdgeError(
-                f"--detector-model: OpenCV cannot load {path} as a YuNet ONNX model"
-            ) from None
+        self._net: cv2.FaceDetectorYN | LiteYuNet
+        if path.suffix.lower() == ".tflite":
+            try:
+                self._net = LiteYuNet(
+                    path, score_threshold, nms_threshold, threads=threads, runtime=runtime
+                )
+            except FerEdgeError as exc:
+                message = str(exc)
+                prefix = "" if message.startswith("--detector-model") else "--detector-model: "
+                raise FerEdgeError(prefix + message) from None
+        else:
+            try:
+                self._net = cv2.FaceDetectorYN.create(
+                    str(path), "", (320, 320), score_threshold, nms_threshold
+                )
+            except cv2.error:
+                raise FerEdgeError(
+                    f"--detector-model: OpenCV cannot load {path} as a YuNet ONNX model"
+                ) from None
         self._input_size: tuple[int, int] = (320, 320)
         self.min_face = int(min_face)
 
@@ -378,16 +411,20 @@ def make_detector(
     score_threshold: float | None = None,
     detect_width: int | None = None,
     min_face_fraction: float = MIN_FACE_FRACTION,
+    threads: int | None = None,
+    runtime: str = "auto",
 ) -> FaceDetector:
     """Build the detector named by ``--detector``, with duplicate and small-box removal.
 
     Args:
         name: ``haar`` or ``yunet``.
-        model_path: the YuNet ONNX file (``None``: the bundled one).
+        model_path: the YuNet ``.tflite`` or ONNX file (``None``: the bundled ``.tflite``).
         min_face: smallest face side in frame pixels.
         score_threshold: YuNet's minimum score (default :data:`YUNET_SCORE_THRESHOLD`).
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
         min_face_fraction: smallest face side as a fraction of the frame's shorter side.
+        threads: TFLite interpreter threads for YuNet (``None``: the usable cores, up to 4).
+        runtime: the TFLite runtime for YuNet (``auto``, ``litert``, ...).
 
     Raises:
         FerEdgeError: an unknown name, a bad size, or an unusable YuNet model file.
@@ -404,7 +441,7 @@ def make_detector(
     elif name == "yunet":
         threshold = YUNET_SCORE_THRESHOLD if score_threshold is None else score_threshold
         path = default_yunet_model() if model_path is None else model_path
-        detector = YuNetDetector(path, min_face, threshold)
+        detector = YuNetDetector(path, min_face, threshold, threads=threads, runtime=runtime)
     else:
         raise FerEdgeError(
             f"--detector: unknown detector {name!r}; choose from {', '.join(DETECTORS)}"

@@ -407,6 +407,8 @@ def run(options: RunOptions) -> RunSummary:
         options.min_face,
         options.detector_threshold,
         options.detect_width,
+        threads=options.threads,
+        runtime=options.runtime,
     )
     crop = _crop_options(options, detector.name)
     smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None

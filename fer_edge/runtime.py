@@ -29,6 +29,14 @@ EDGETPU_LIBRARY = "libedgetpu.so.1"
 THREADS_PER_CPU = 4
 
 
+def usable_cores() -> int:
+    """Return the CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def max_threads() -> int:
     """Return the largest ``--threads`` accepted on this machine."""
     return THREADS_PER_CPU * (os.cpu_count() or 1)

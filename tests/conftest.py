@@ -23,8 +23,13 @@ def fer2013_root() -> Path:
     return FER2013
 
 
-@pytest.fixture(scope="session")
-def yunet_model() -> Path:
+@pytest.fixture(scope="session", params=["onnx", "tflite"])
+def yunet_model(request) -> Path:
+    """YuNet twice: the zoo's ONNX file (OpenCV's DNN) and the bundled TFLite conversion."""
+    if request.param == "tflite":
+        from fer_edge.device.detect import default_yunet_model
+
+        return default_yunet_model()
     if not YUNET.is_file():
         pytest.skip("../shared/models YuNet file not present")
     return YUNET
@@ -80,3 +85,14 @@ def two_face_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pair") / "pair.mp4"
     write_video(path, frames, 10.0)
     return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_face():
+    """The public-domain NASA face photo in tests/data, gray (see its LICENSE file)."""
+    import cv2
+
+    path = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert image is not None, path
+    return image

@@ -16,6 +16,7 @@ from fer_edge.bench.facevideo import (
 )
 from fer_edge.device.detect import (
     YUNET_MODEL,
+    YUNET_ONNX,
     Box,
     CleanDetector,
     DownscaledDetector,
@@ -227,9 +228,44 @@ def test_downscaled_landmarks_map_back(astronaut_frames, yunet_model):
 
 def test_bundled_yunet_is_the_default(astronaut_frames):
     path = default_yunet_model()
-    assert path.name == YUNET_MODEL and path.stat().st_size > 100_000
+    assert path.name == YUNET_MODEL and path.suffix == ".tflite"
+    assert path.stat().st_size > 100_000 and (path.parent / YUNET_ONNX).stat().st_size > 100_000
     assert "MIT License" in (path.parent / "LICENSE.face_detection_yunet.txt").read_text()
     detector = make_detector("yunet")
     assert detector.name == "yunet"
     frame = astronaut_frames[-1]
     assert detection_rate([frame.boxes], [detector.detect(frame.image)]) == (1.0, 0)
+
+
+def test_the_tflite_yunet_decodes_to_opencvs_boxes(astronaut_frames):
+    """The bundled conversion on the TFLite interpreter against the zoo's ONNX in OpenCV: the
+    same faces, boxes, landmarks and scores, also for sizes that are no multiple of 32."""
+    from fer_edge.device.yunetlite import LiteYuNet
+
+    onnx = default_yunet_model().parent / YUNET_ONNX
+    reference = cv2.FaceDetectorYN.create(str(onnx), "", (320, 320), 0.3, 0.3, 5000)
+    lite = LiteYuNet(default_yunet_model(), 0.3, 0.3, 5000)
+    faces = 0
+    for frame in astronaut_frames:
+        for size in (None, (500, 371), (1280, 720)):
+            image = frame.image if size is None else cv2.resize(frame.image, size)
+            reference.setInputSize(image.shape[1::-1])
+            _, want = reference.detect(image)
+            _, got = lite.detect(image)
+            if want is None:
+                assert got is None
+                continue
+            assert got is not None and got.shape == want.shape
+            np.testing.assert_allclose(got[:, :14], want[:, :14], atol=0.05)  # pixels
+            np.testing.assert_allclose(got[:, 14], want[:, 14], atol=1e-4)  # scores
+            faces += len(want)
+    assert faces >= len(astronaut_frames) * 3
+
+
+def test_a_tflite_that_is_not_yunet_is_a_one_line_error(tmp_path, tiny_tflite):
+    with pytest.raises(FerEdgeError, match="--detector-model: .*not a BGR image like YuNet"):
+        make_detector("yunet", tiny_tflite["float"])
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00not tflite" * 50)
+    with pytest.raises(FerEdgeError, match="--detector-model: .*junk.tflite"):
+        make_detector("yunet", junk)

@@ -1,0 +1,195 @@
+"""YuNet on the TFLite interpreter: the bundled detector's network run by LiteRT, decoded here.
+
+The network is OpenCV zoo's YuNet, converted layer for layer from its ONNX file
+(:mod:`fer_edge.convert.yunet`; outputs equal to OpenCV's to 1e-5). On the 2-core test machine
+XNNPACK runs it in about half the time OpenCV's DNN module takes (benchmarks/README.md, "The
+detector on the TFLite interpreter"), and on a Pi the interpreter is the runtime fer-edge
+already tunes. :class:`LiteYuNet` keeps ``cv2.FaceDetectorYN``'s interface (``setInputSize``,
+``detect`` returning rows of box, landmarks and score) so :class:`~fer_edge.device.detect.
+YuNetDetector` takes either.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import FerEdgeError
+from fer_edge.runtime import load_runtime, usable_cores
+
+#: YuNet's three heads, by stride; each predicts one face per grid cell.
+STRIDES: tuple[int, ...] = (8, 16, 32)
+#: The converted model's outputs per stride and their channels: class and objectness
+#: probabilities side by side, the box offsets, the five landmark offsets. Every output has its
+#: own ``(rows, cols, channels)`` shape, which is how they are told apart.
+HEADS: dict[str, int] = {"score": 2, "bbox": 4, "kps": 10}
+#: The network halves the input five times: sizes are padded up to a multiple of this.
+DIVISOR = 32
+#: Most interpreter threads YuNet gets by default. The runtimes' own default is one thread,
+#: which ran the network in 7.0 ms per 640x480 frame against 4.0 ms with two on the 2-core
+#: test machine; past four cores (a Pi's count) a network this small gains little.
+MAX_DEFAULT_THREADS = 4
+
+
+def default_threads() -> int:
+    """Return YuNet's interpreter threads when none are asked for: the usable cores, up to 4."""
+    return min(usable_cores(), MAX_DEFAULT_THREADS)
+
+
+def padded_size(width: int, height: int) -> tuple[int, int]:
+    """Return ``(width, height)`` rounded up to :data:`DIVISOR` (what the network takes)."""
+    return (-(-width // DIVISOR) * DIVISOR, -(-height // DIVISOR) * DIVISOR)
+
+
+def decode(
+    outputs: dict[str, np.ndarray],
+    width: int,
+    height: int,
+    score_threshold: float,
+    nms_threshold: float,
+    top_k: int,
+) -> np.ndarray | None:
+    """Turn YuNet's per-cell outputs into face rows, as ``cv2.FaceDetectorYN.detect`` does.
+
+    Args:
+        outputs: ``score_8`` ... ``kps_32`` (see :data:`HEADS`) as ``(cells, channels)``
+            arrays, cells row-major over the padded input (``padded_size``).
+        width: padded input width.
+        height: padded input height.
+        score_threshold: keep faces scoring at least this (``sqrt(cls * obj)``).
+        nms_threshold: IoU above which a lower-scoring box is dropped.
+        top_k: keep at most this many boxes before NMS.
+
+    Returns:
+        ``(faces, 15)`` float32 rows ``x, y, w, h``, five landmark ``x, y`` pairs and the score,
+        best first; ``None`` when no face passes.
+    """
+    rows: list[np.ndarray] = []
+    for stride in STRIDES:
+        cols = width // stride
+        probs = np.clip(outputs[f"score_{stride}"], 0.0, 1.0)
+        score = np.sqrt(probs[:, 0] * probs[:, 1])
+        cells = np.flatnonzero(score >= score_threshold)
+        if not cells.size:
+            continue
+        col = (cells % cols).astype(np.float32)
+        row = (cells // cols).astype(np.float32)
+        bbox = outputs[f"bbox_{stride}"][cells]
+        kps = outputs[f"kps_{stride}"][cells]
+        cx, cy = (col + bbox[:, 0]) * stride, (row + bbox[:, 1]) * stride
+        w, h = np.exp(bbox[:, 2]) * stride, np.exp(bbox[:, 3]) * stride
+        points = np.empty_like(kps)
+        points[:, 0::2] = (kps[:, 0::2] + col[:, None]) * stride
+        points[:, 1::2] = (kps[:, 1::2] + row[:, None]) * stride
+        boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+        rows.append(np.concatenate([boxes, points, score[cells, None]], axis=1))
+    if not rows:
+        return None
+    faces = np.concatenate(rows).astype(np.float32)
+    keep = cv2.dnn.NMSBoxes(
+        faces[:, :4].tolist(), faces[:, -1].tolist(), score_threshold, nms_threshold, top_k=top_k
+    )
+    if len(keep) == 0:
+        return None
+    return faces[np.asarray(keep).reshape(-1)]
+
+
+class LiteYuNet:
+    """YuNet's converted ``.tflite`` on the TFLite interpreter, with FaceDetectorYN's interface."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        score_threshold: float,
+        nms_threshold: float = 0.3,
+        top_k: int = 5000,
+        threads: int | None = None,
+        runtime: str = "auto",
+    ):
+        """Load the model.
+
+        Args:
+            model_path: the converted YuNet ``.tflite``.
+            score_threshold: see :func:`decode`.
+            nms_threshold: see :func:`decode`.
+            top_k: see :func:`decode`.
+            threads: interpreter threads (``None``: :func:`default_threads`).
+            runtime: the TFLite runtime (see :func:`fer_edge.runtime.load_runtime`).
+
+        Raises:
+            FerEdgeError: the file is not a TFLite model with the converted YuNet's outputs.
+        """
+        self._path = str(model_path)
+        self._interp = load_runtime(runtime).interpreter(
+            model_path=self._path, threads=threads or default_threads()
+        )
+        self._input = self._interp.get_input_details()[0]["index"]
+        self._order: list[tuple[str, int]] = []
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.top_k = int(top_k)
+        self._size = (0, 0)
+        self._padded = (0, 0)
+        shape = tuple(self._interp.get_input_details()[0]["shape"])
+        if len(shape) != 4 or shape[-1] != 3:
+            raise FerEdgeError(
+                f"--detector-model: {self._path} takes input {shape}, not a BGR image like "
+                "YuNet; convert YuNet with 'python -m fer_edge.convert.yunet'"
+            )
+        try:
+            self.setInputSize((320, 320))  # checks the outputs now, not at the first frame
+        except (RuntimeError, ValueError) as exc:
+            raise FerEdgeError(
+                f"--detector-model: {self._path} does not run on a 320x320 image ({exc})"
+            ) from None
+
+    def setInputSize(self, size: tuple[int, int]) -> None:  # noqa: N802 (FaceDetectorYN's name)
+        """Prepare the interpreter for frames of ``size`` = ``(width, height)``."""
+        width, height = padded_size(*size)
+        if (width, height) != self._padded:
+            self._interp.resize_tensor_input(self._input, (1, height, width, 3))
+            self._interp.allocate_tensors()
+            # Output shapes behind the upsampling are only known after a first invoke.
+            self._interp.set_tensor(self._input, np.zeros((1, height, width, 3), np.float32))
+            self._interp.invoke()
+            self._padded = (width, height)
+            self._order = self._match_outputs(width, height)
+        self._size = (int(size[0]), int(size[1]))
+
+    def _match_outputs(self, width: int, height: int) -> list[tuple[str, int]]:
+        # The converter may reorder outputs; their shapes tell them apart.
+        by_shape = {
+            tuple(int(v) for v in detail["shape"][1:]): int(detail["index"])
+            for detail in self._interp.get_output_details()
+        }
+        order = []
+        for kind, channels in HEADS.items():
+            for stride in STRIDES:
+                shape = (height // stride, width // stride, channels)
+                if shape not in by_shape:
+                    raise FerEdgeError(
+                        f"--detector-model: {self._path} has no {kind}_{stride} output of shape "
+                        f"{shape}; convert YuNet with 'python -m fer_edge.convert.yunet'"
+                    )
+                order.append((f"{kind}_{stride}", by_shape[shape]))
+        return order
+
+    def detect(self, frame: np.ndarray) -> tuple[int, np.ndarray | None]:
+        """Return ``(1, faces)`` like ``cv2.FaceDetectorYN.detect`` for a BGR frame."""
+        height, width = frame.shape[:2]
+        if (width, height) != self._size:
+            self.setInputSize((width, height))
+        padded_w, padded_h = self._padded
+        batch = np.zeros((1, padded_h, padded_w, 3), np.float32)
+        batch[0, :height, :width] = frame
+        self._interp.set_tensor(self._input, batch)
+        self._interp.invoke()
+        outputs = {}
+        for name, index in self._order:
+            tensor = self._interp.get_tensor(index)
+            outputs[name] = tensor.reshape(-1, tensor.shape[-1])
+        return 1, decode(
+            outputs, padded_w, padded_h, self.score_threshold, self.nms_threshold, self.top_k
+        )
