@@ -108,7 +108,13 @@ def _config(options: dict[str, Any]) -> Any:
     help="Bench the run loop on a scene video built from this class-folder split "
     "(e.g. ../shared/data/fer2013/val): faces found, right, false boxes, fps per setting.",
 )
-@click.option("--settings", help="With --scene: comma list (haar, yunet-box, yunet-aligned, ...).")
+@click.option(
+    "--settings",
+    help="With --scene: comma list of PRESET[:KEY=VALUE...]; presets haar, yunet-box, "
+    "yunet-aligned, default; keys detector, crop, margin, width, threshold, smooth (0: off), "
+    "model (a YuNet file, or onnx: the bundled one on OpenCV's DNN) "
+    "[default: haar,yunet-box,yunet-aligned,default].",
+)
 @click.option("--per-frame", type=int, help="With --scene: faces per frame [default: 1].")
 @click.option("--frame-size", help="With --scene: WxH [default: 640x480].")
 @click.option("--face-size", type=int, help="With --scene: pasted face side [default: 144].")

@@ -81,6 +81,7 @@ _KEYS: dict[str, str] = {
     "width": "detect_width",
     "threshold": "detector_threshold",
     "smooth": "smoothing",
+    "model": "detector_model",
 }
 
 
@@ -98,8 +99,18 @@ class SceneSetting:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def _bundled_onnx() -> Path:
+    from fer_edge.device.detect import YUNET_ONNX, default_yunet_model
+
+    return default_yunet_model().parent / YUNET_ONNX
+
+
 def parse_setting(text: str) -> SceneSetting:
-    """Parse ``PRESET[:key=value...]`` (keys: detector, crop, margin, width, threshold, smooth).
+    """Parse ``PRESET[:key=value...]``: detector, crop, margin, width, threshold, smooth, model.
+
+    ``model`` is a YuNet file, or ``onnx`` for the bundled ONNX file on OpenCV's DNN module
+    instead of the bundled ``.tflite`` (``default:model=onnx`` is the default detector before
+    it moved to the TFLite interpreter).
 
     Raises:
         FerEdgeError: an unknown preset or key, or a value that is not a number where one is
@@ -117,6 +128,9 @@ def parse_setting(text: str) -> SceneSetting:
             raise FerEdgeError(f"--settings: {text!r}: expected key=value with a key in {_KEYS}")
         if key in ("detector", "crop"):
             overrides[_KEYS[key]] = value
+            continue
+        if key == "model":
+            overrides[_KEYS[key]] = _bundled_onnx() if value == "onnx" else Path(value)
             continue
         try:
             number = float(value)

@@ -50,6 +50,9 @@ def test_settings_parse():
         "smoothing": None,
     }
     assert parse_setting("yunet-aligned:detector=haar").overrides["detector"] == "haar"
+    onnx = parse_setting("default:model=onnx").overrides["detector_model"]
+    assert onnx.suffix == ".onnx" and onnx.is_file()
+    assert parse_setting("default:model=my.tflite").overrides["detector_model"].name == "my.tflite"
     for bad in ("mtcnn", "default:zoom=2", "default:margin=wide", "default:width"):
         with pytest.raises(FerEdgeError, match="--settings"):
             parse_setting(bad)
