@@ -84,7 +84,8 @@ class RunOptions:
         model: the ``.tflite`` model; ``None`` uses the bundled model.
         source: ``picamera``, a camera index, a video, an image, a folder or a glob.
         detector: ``yunet`` (bundled) or ``haar``.
-        detector_model: a YuNet ONNX file (``yunet`` only; ``None``: the bundled one).
+        detector_model: a YuNet ``.tflite`` or ONNX file (``yunet`` only; ``None``: the bundled
+            ``.tflite``).
         detector_threshold: YuNet's minimum score (``None``: its default).
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
         crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
