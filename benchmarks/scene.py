@@ -99,12 +99,6 @@ class SceneSetting:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def _bundled_onnx() -> Path:
-    from fer_edge.device.detect import YUNET_ONNX, default_yunet_model
-
-    return default_yunet_model().parent / YUNET_ONNX
-
-
 def parse_setting(text: str) -> SceneSetting:
     """Parse ``PRESET[:key=value...]``: detector, crop, margin, width, threshold, smooth, model.
 
@@ -130,7 +124,12 @@ def parse_setting(text: str) -> SceneSetting:
             overrides[_KEYS[key]] = value
             continue
         if key == "model":
-            overrides[_KEYS[key]] = _bundled_onnx() if value == "onnx" else Path(value)
+            if value == "onnx":
+                from fer_edge.device.detect import default_yunet_onnx
+
+                overrides[_KEYS[key]] = default_yunet_onnx()
+            else:
+                overrides[_KEYS[key]] = Path(value)
             continue
         try:
             number = float(value)

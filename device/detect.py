@@ -83,6 +83,17 @@ def default_yunet_model() -> Path:
     )
 
 
+def default_yunet_onnx() -> Path:
+    """Return the bundled YuNet ONNX file (the conversion's source; OpenCV's DNN runs it).
+
+    Raises:
+        FerEdgeError: the package was installed without it.
+    """
+    return bundled_file(
+        YUNET_ONNX, "--detector-model", "pass another YuNet file with --detector-model"
+    )
+
+
 @dataclass(frozen=True)
 class Box:
     """An axis-aligned face box in frame pixels.
@@ -252,14 +263,9 @@ class YuNetDetector:
             raise FerEdgeError(f"--detector-model: {path} does not exist")
         self._net: cv2.FaceDetectorYN | LiteYuNet
         if path.suffix.lower() == ".tflite":
-            try:
-                self._net = LiteYuNet(
-                    path, score_threshold, nms_threshold, threads=threads, runtime=runtime
-                )
-            except FerEdgeError as exc:
-                message = str(exc)
-                prefix = "" if message.startswith("--detector-model") else "--detector-model: "
-                raise FerEdgeError(prefix + message) from None
+            self._net = LiteYuNet(
+                path, score_threshold, nms_threshold, threads=threads, runtime=runtime
+            )
         else:
             try:
                 self._net = cv2.FaceDetectorYN.create(

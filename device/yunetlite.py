@@ -122,17 +122,24 @@ class LiteYuNet:
             FerEdgeError: the file is not a TFLite model with the converted YuNet's outputs.
         """
         self._path = str(model_path)
-        self._interp = load_runtime(runtime).interpreter(
-            model_path=self._path, threads=threads or default_threads()
-        )
-        self._input = self._interp.get_input_details()[0]["index"]
+        try:
+            self._interp = load_runtime(runtime).interpreter(
+                model_path=self._path, threads=threads or default_threads()
+            )
+        except FerEdgeError as exc:
+            raise FerEdgeError(f"--detector-model: {exc}") from None
+        detail = self._interp.get_input_details()[0]
+        self._input = detail["index"]
         self._order: list[tuple[str, int]] = []
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.top_k = int(top_k)
         self._size = (0, 0)
         self._padded = (0, 0)
-        shape = tuple(self._interp.get_input_details()[0]["shape"])
+        # One input buffer per frame size, reused every frame: the padding stays zero because
+        # every frame of that size writes the same region.
+        self._batch = np.zeros((1, 0, 0, 3), np.float32)
+        shape = tuple(detail["shape"])
         if len(shape) != 4 or shape[-1] != 3:
             raise FerEdgeError(
                 f"--detector-model: {self._path} takes input {shape}, not a BGR image like "
@@ -151,11 +158,14 @@ class LiteYuNet:
         if (width, height) != self._padded:
             self._interp.resize_tensor_input(self._input, (1, height, width, 3))
             self._interp.allocate_tensors()
+            self._batch = np.zeros((1, height, width, 3), np.float32)
             # Output shapes behind the upsampling are only known after a first invoke.
-            self._interp.set_tensor(self._input, np.zeros((1, height, width, 3), np.float32))
+            self._interp.set_tensor(self._input, self._batch)
             self._interp.invoke()
             self._padded = (width, height)
             self._order = self._match_outputs(width, height)
+        else:
+            self._batch.fill(0.0)  # a smaller frame of the same padded size: clear its padding
         self._size = (int(size[0]), int(size[1]))
 
     def _match_outputs(self, width: int, height: int) -> list[tuple[str, int]]:
@@ -182,9 +192,8 @@ class LiteYuNet:
         if (width, height) != self._size:
             self.setInputSize((width, height))
         padded_w, padded_h = self._padded
-        batch = np.zeros((1, padded_h, padded_w, 3), np.float32)
-        batch[0, :height, :width] = frame
-        self._interp.set_tensor(self._input, batch)
+        self._batch[0, :height, :width] = frame
+        self._interp.set_tensor(self._input, self._batch)
         self._interp.invoke()
         outputs = {}
         for name, index in self._order:

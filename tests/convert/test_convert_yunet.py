@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_edge.bench.facevideo import compose_frames
-from fer_edge.device.detect import YUNET_ONNX, default_yunet_model
+from fer_edge.device.detect import default_yunet_model, default_yunet_onnx
 from fer_edge.device.yunetlite import HEADS, STRIDES, LiteYuNet
 from fer_edge.errors import FerEdgeError
 
@@ -33,7 +33,7 @@ def test_the_conversion_reproduces_opencvs_network_and_the_bundled_file(tmp_path
     from fer_edge.convert.yunet import main
     from fer_edge.runtime import load_runtime
 
-    onnx = default_yunet_model().parent / YUNET_ONNX
+    onnx = default_yunet_onnx()
     out = tmp_path / "yunet.tflite"
     assert main([str(onnx), str(out)]) == 0
     image = next(compose_frames([astronaut_face], frame_size=(320, 256), face_size=160)).image
