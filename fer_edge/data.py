@@ -1,4 +1,7 @@
-"""Loading FER datasets: image folders (``ROOT/{train,val,test}/<class>/``) and the FER2013 CSV.
+"""Loading FER datasets: image folders, the FER2013 CSV and the FER+ layout.
+
+Image folders are ``ROOT/{train,val,test}/<class>/``; FER+ is ``ROOT/FER2013{Train,Valid,Test}/``
+with vote counts (see :mod:`fer_edge.ferplus`).
 
 Images are stored as uint8 gray arrays of the model's input size, made by
 :func:`fer_edge.preprocess.resize_face`; normalisation happens later, in the same module.
@@ -18,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer_edge import ferplus
 from fer_edge.errors import FerEdgeError
 from fer_edge.labels import FER2013_CLASSES, resolve_classes
 from fer_edge.preprocess import DEFAULT_SPEC, InputSpec, resize_face
@@ -43,18 +47,27 @@ class Split:
 
     Attributes:
         images: uint8 array ``(N, height, width)``.
-        labels: int64 array ``(N,)`` of indices into the dataset's ``classes``.
+        labels: int64 array ``(N,)`` of indices into the dataset's ``classes`` (for FER+, the
+            majority of the ten votes).
+        votes: float32 ``(N, len(classes))`` share of each face's votes per class (FER+ only;
+            ``None`` for single-label data).
+        names: each face's image file name (FER+ only, where it ties a face to its FER2013
+            copy; ``None`` otherwise).
     """
 
     images: np.ndarray
     labels: np.ndarray
+    votes: np.ndarray | None = None
+    names: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, index: np.ndarray) -> Split:
         """Return the split restricted to ``index`` (an index or boolean array)."""
-        return Split(self.images[index], self.labels[index])
+        votes = None if self.votes is None else self.votes[index]
+        names = None if self.names is None else self.names[index]
+        return Split(self.images[index], self.labels[index], votes, names)
 
 
 @dataclass
@@ -67,6 +80,10 @@ class Dataset:
         skipped: inputs that were skipped (corrupt files, wrong-sized CSV rows, ...).
         source: the path it was loaded from.
         val_carved: True if ``val`` was carved out of ``train`` because it was missing.
+        label_set: whose labels these are: ``fer2013`` (one label per face) or ``ferplus``
+            (the majority of ten votes).
+        unscored: per split, faces left out because their votes have no usable majority
+            (FER+ only), by reason.
     """
 
     classes: tuple[str, ...]
@@ -74,6 +91,8 @@ class Dataset:
     skipped: list[Skipped] = field(default_factory=list)
     source: str = ""
     val_carved: bool = False
+    label_set: str = "fer2013"
+    unscored: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         """Return split ``name`` or raise a clear error naming what exists."""
@@ -136,11 +155,13 @@ def load_dataset(
     progress: bool = False,
     workers: int | None = None,
 ) -> Dataset:
-    """Load an image-folder dataset or a FER2013 CSV.
+    """Load an image-folder dataset, a FER2013 CSV or a FER+ folder.
 
     Args:
         path: a folder holding ``train/``, ``val/`` and/or ``test/`` (each with one folder per
-            class), or a FER2013 ``.csv`` (``emotion,pixels,Usage``).
+            class), a FER2013 ``.csv`` (``emotion,pixels,Usage``), or a folder in the FER+
+            layout (``FER2013Train/``, ``FER2013Valid/``, ``FER2013Test/``, each with a
+            ``label.csv``; detected by that layout).
         classes: which classes to keep (see :func:`fer_edge.labels.resolve_classes`); labels
             are remapped to indices into that subset.
         spec: the input spec; images are stored gray at ``spec.height x spec.width``.
@@ -166,6 +187,8 @@ def load_dataset(
         if root.suffix.lower() != ".csv":
             raise FerEdgeError(f"--data: {root} is neither a dataset folder nor a .csv file")
         dataset = _load_csv(root, wanted, spec, splits, progress)
+    elif ferplus.is_ferplus(root):
+        dataset = _load_ferplus(root, wanted, spec, splits, progress, workers)
     else:
         dataset = _load_folders(root, wanted, spec, splits, progress, workers)
     if "val" in splits and "val" not in dataset.splits and "train" in dataset.splits:
@@ -238,37 +261,82 @@ def _load_folders(
 ) -> Dataset:
     present = [s for s in SPLITS if s in splits and (root / s).is_dir()]
     if not any((root / s).is_dir() for s in SPLITS):
-        raise FerEdgeError(f"--data: {root} has no train/, val/ or test/ folder")
+        raise FerEdgeError(
+            f"--data: {root} has no train/, val/ or test/ folder (nor FER+'s FER2013Train/, "
+            "FER2013Valid/ with label.csv)"
+        )
     skipped: list[Skipped] = []
     listed = {s: _list_folder_split(root / s, wanted, skipped) for s in present}
+    decoded = _decode_splits(root.name, listed, spec, skipped, progress, workers)
+    result = {name: split for name, (split, _) in decoded.items()}
+    return Dataset(wanted, result, skipped, str(root))
+
+
+def _decode_splits(
+    name: str,
+    listed: dict[str, list[tuple[Path, int]]],
+    spec: InputSpec,
+    skipped: list[Skipped],
+    progress: bool,
+    workers: int | None,
+) -> dict[str, tuple[Split, np.ndarray]]:
+    """Decode every listed ``(file, label)``; returns each split and the listed rows it kept."""
     total = sum(len(items) for items in listed.values())
-    workers = workers or os.cpu_count() or 1
-    result: dict[str, Split] = {}
+    result: dict[str, tuple[Split, np.ndarray]] = {}
     with (
-        ThreadPoolExecutor(max_workers=workers) as pool,
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
         tqdm(
-            total=total,
-            desc=f"loading {root.name}",
-            unit="img",
-            disable=not progress,
-            file=sys.stderr,
+            total=total, desc=f"loading {name}", unit="img", disable=not progress, file=sys.stderr
         ) as bar,
     ):
         for split_name, items in listed.items():
             images: list[np.ndarray] = []
             labels: list[int] = []
+            kept: list[int] = []
             # cv2.imdecode releases the GIL, so threads decode in parallel.
-            for (file, label), decoded in zip(
-                items, pool.map(lambda it: _decode(it[0], spec), items, chunksize=64), strict=True
-            ):
+            decoded_all = pool.map(lambda it: _decode(it[0], spec), items, chunksize=64)
+            for row, ((file, label), decoded) in enumerate(zip(items, decoded_all, strict=True)):
                 bar.update(1)
                 if isinstance(decoded, str):
                     skipped.append(Skipped(str(file), decoded))
                     continue
                 images.append(decoded)
                 labels.append(label)
-            result[split_name] = _stack(images, labels, spec)
-    return Dataset(wanted, result, skipped, str(root))
+                kept.append(row)
+            result[split_name] = (_stack(images, labels, spec), np.asarray(kept, dtype=np.int64))
+    return result
+
+
+def _load_ferplus(
+    root: Path,
+    wanted: tuple[str, ...],
+    spec: InputSpec,
+    splits: Sequence[str],
+    progress: bool,
+    workers: int | None,
+) -> Dataset:
+    skipped: list[Skipped] = []
+    listed: dict[str, list[tuple[Path, int]]] = {}
+    parts: dict[str, ferplus.FerPlusSplit] = {}
+    for split_name, folder in ferplus.FOLDERS.items():
+        if split_name not in splits or not (root / folder / ferplus.LABEL_FILE).is_file():
+            continue
+        part = ferplus.list_split(root / folder, wanted)
+        skipped.extend(Skipped(where, reason) for where, reason in part.bad_rows)
+        parts[split_name] = part
+        listed[split_name] = list(zip(part.files, part.labels.tolist(), strict=True))
+    decoded = _decode_splits(root.name, listed, spec, skipped, progress, workers)
+    result = {
+        name: Split(
+            split.images,
+            split.labels,
+            parts[name].votes[kept],
+            np.asarray([f.name for f in parts[name].files])[kept],
+        )
+        for name, (split, kept) in decoded.items()
+    }
+    unscored = {name: part.unscored for name, part in parts.items()}
+    return Dataset(wanted, result, skipped, str(root), label_set="ferplus", unscored=unscored)
 
 
 def _stack(images: list[np.ndarray], labels: list[int], spec: InputSpec) -> Split:

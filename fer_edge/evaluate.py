@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from fer_edge import ferplus
 from fer_edge.classifier import ClassifierOptions, FaceClassifier, check_tta
 from fer_edge.data import Dataset, Split, load_dataset
 from fer_edge.errors import FerEdgeError, first_line
-from fer_edge.labels import FER2013_CLASSES
+from fer_edge.labels import KNOWN_CLASSES
 from fer_edge.metrics import ClassificationMetrics, agreement, classification_metrics
 from fer_edge.modelmeta import ModelMeta, read_meta
 
@@ -89,13 +90,19 @@ def load_eval_set(
         FerEdgeError: a missing split, or model labels that are not FER2013 classes.
     """
     data = Path(data)
-    unknown = [c for c in meta.labels if c not in FER2013_CLASSES]
+    unknown = [c for c in meta.labels if c not in KNOWN_CLASSES]
     if unknown:
         raise FerEdgeError(
-            f"--data: the model's labels {', '.join(unknown)} are not FER2013 classes, so "
-            f"{data} cannot score it"
+            f"--data: the model's labels {', '.join(unknown)} are not FER2013 or FER+ classes, "
+            f"so {data} cannot score it"
         )
-    if data.is_dir() and not (data / split).is_dir():
+    if ferplus.is_ferplus(data):
+        folder = ferplus.FOLDERS[split]
+        if not (data / folder / ferplus.LABEL_FILE).is_file():
+            raise FerEdgeError(
+                f"--data: {data} has no {folder}/{ferplus.LABEL_FILE} (choose one with --split)"
+            )
+    elif data.is_dir() and not (data / split).is_dir():
         raise FerEdgeError(f"--data: {data} has no {split}/ folder (choose one with --split)")
     dataset = load_dataset(
         data, classes=meta.labels, spec=meta.input, splits=(split,), progress=progress

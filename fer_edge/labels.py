@@ -1,4 +1,4 @@
-"""The FER2013 label set and named class subsets."""
+"""The class names: FER2013's seven, FER+'s contempt, and named class subsets."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ FER2013_CLASSES: tuple[str, ...] = (
     "neutral",
 )
 
+#: Every class a model may predict, in canonical order: FER2013's seven, then FER+'s eighth
+#: (``contempt``, which only FER+ labels: ``--classes ferplus8``).
+KNOWN_CLASSES: tuple[str, ...] = (*FER2013_CLASSES, "contempt")
+
 #: Named subsets accepted wherever a class list is: ``--classes fer4``.
 SUBSETS: dict[str, tuple[str, ...]] = {
     "fer7": FER2013_CLASSES,
     "fer4": ("happy", "sad", "surprise", "neutral"),
+    "ferplus8": KNOWN_CLASSES,
 }
 
 
@@ -50,13 +55,13 @@ def resolve_classes(spec: str | Iterable[str] | None) -> tuple[str, ...]:
         names = [str(part).strip().lower() for part in spec]
     if not names:
         raise FerEdgeError("--classes: empty class list")
-    unknown = [name for name in names if name not in FER2013_CLASSES]
+    unknown = [name for name in names if name not in KNOWN_CLASSES]
     if unknown:
         raise FerEdgeError(
             f"--classes: unknown class {', '.join(repr(u) for u in unknown)}; valid classes are "
-            f"{', '.join(FER2013_CLASSES)} (or a subset name: {', '.join(SUBSETS)})"
+            f"{', '.join(KNOWN_CLASSES)} (or a subset name: {', '.join(SUBSETS)})"
         )
     if len(set(names)) != len(names):
         raise FerEdgeError(f"--classes: repeated class in {','.join(names)}")
     # Canonical order keeps label indices stable however the user spelled the list.
-    return tuple(name for name in FER2013_CLASSES if name in names)
+    return tuple(name for name in KNOWN_CLASSES if name in names)

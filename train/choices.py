@@ -12,3 +12,8 @@ SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 #: ``--epochs`` when neither the command line nor a recipe sets it.
 DEFAULT_EPOCHS = 60
+#: ``--targets`` choices: what each face is trained towards (the FER+ paper's names).
+#: ``majority``: one label (FER2013's, or the FER+ majority); ``votes``: cross-entropy against
+#: the FER+ vote distribution; ``sample``: a label drawn from the votes anew every epoch;
+#: ``joint``: the votes mixed with the face's FER2013 label (``--joint-mix``).
+TARGETS: tuple[str, ...] = ("majority", "votes", "sample", "joint")

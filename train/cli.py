@@ -9,7 +9,7 @@ import click
 
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
-from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES
+from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES, TARGETS
 from fer_edge.train.distribute import STRATEGIES
 from fer_edge.train.precision import PRECISIONS
 from fer_edge.train.recipes import RECIPES, recipe_help
@@ -96,6 +96,27 @@ LR_HELP = (
     type=FiniteFloat(0, 1),
     default=0.0,
     help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
+)
+@click.option(
+    "--targets",
+    type=click.Choice(TARGETS),
+    default="majority",
+    help="What each face is trained towards. majority: one label (FER2013's, or FER+'s "
+    "majority); with FER+ data (--data a folder with FER2013Train/label.csv): votes "
+    "(cross-entropy against the ten-vote distribution), sample (a label drawn from the votes "
+    "every epoch), joint (the votes mixed with the face's FER2013 label, see --joint-mix).",
+)
+@click.option(
+    "--joint-mix",
+    type=FiniteFloat(0, 1),
+    default=0.5,
+    help="With --targets joint: the FER2013 label's share of each target (the votes' is the rest).",
+)
+@click.option(
+    "--joint-labels",
+    type=click.Path(),
+    help="With --targets joint: the FER2013 folder dataset that labels the FER+ training faces "
+    "(default: the fer2013 folder beside the FER+ folder).",
 )
 @click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")

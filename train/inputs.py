@@ -145,6 +145,8 @@ def make_dataset(
     soft: np.ndarray | None = None,
     alternates: np.ndarray | None = None,
     alternate_share: float = 0.0,
+    targets: np.ndarray | None = None,
+    sample: bool = False,
 ) -> Any:
     """Build a ``tf.data.Dataset`` of ``(inputs, one_hot_labels)`` batches.
 
@@ -163,10 +165,17 @@ def make_dataset(
             :mod:`fer_edge.train.recrop`); in training, each face is shown in it with
             probability ``alternate_share``, drawn anew every epoch, before augmentation.
         alternate_share: see ``alternates``.
+        targets: per-face target distributions ``(N, num_classes)`` (FER+ vote shares) that
+            replace the one-hot labels.
+        sample: in training, replace each face's target by a one-hot label drawn from it,
+            anew every epoch (FER+'s "probability" mode).
     """
     tf, _ = tf_and_keras()
     x = to_inputs(images, spec)
-    y = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+    if targets is not None:
+        y = np.asarray(targets, dtype=np.float32)
+    else:
+        y = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
     if soft is not None:
         y = np.concatenate([y, np.asarray(soft, dtype=np.float32)], axis=1)
     mixing = training and alternates is not None and alternate_share > 0
@@ -186,6 +195,14 @@ def make_dataset(
             return tf.where(use, other, own), target
 
         ds = ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and sample:
+
+        def draw(image: Any, target: Any) -> tuple[Any, Any]:
+            shares, rest = target[:, :num_classes], target[:, num_classes:]
+            drawn = tf.random.categorical(tf.math.log(shares), 1)[:, 0]
+            return image, tf.concat([tf.one_hot(drawn, num_classes), rest], axis=1)
+
+        ds = ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE)
     options = augment if augment is not None else AugmentOptions()
     if training and options != NO_AUGMENT:
         ds = ds.map(

@@ -27,7 +27,7 @@ from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
-from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES
+from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES, TARGETS
 from fer_edge.train.distill import (
     DistillOptions,
     check_teachers,
@@ -89,6 +89,12 @@ class TrainOptions:
         optimizer: ``adam`` or ``sgd`` (Nesterov momentum 0.9).
         weight_decay: decoupled weight decay per step, as a fraction of the learning rate
             (``w -= lr * weight_decay * w``); 0: none.
+        targets: what each face is trained towards (see
+            :data:`fer_edge.train.choices.TARGETS`); all but ``majority`` need FER+ data.
+        joint_mix: with ``targets="joint"``, the FER2013 label's share of the target.
+        joint_labels: with ``targets="joint"``, the FER2013 image-folder dataset whose
+            ``train/<class>/`` names each FER+ training face's FER2013 label (``None``: the
+            ``fer2013`` folder beside the FER+ folder).
     """
 
     data: str
@@ -116,6 +122,9 @@ class TrainOptions:
     init: str | None = None
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    targets: str = "majority"
+    joint_mix: float = 0.5
+    joint_labels: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -434,6 +443,29 @@ def _recropped(
     return cached_arrays(paths.recrop, key, lengths, make, write=chief)["fit"]
 
 
+def _targets(
+    dataset: Dataset, fit: Split, select: Split, options: TrainOptions
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Return the fit and selection targets that replace one-hot labels (``None``: labels)."""
+    if options.targets not in TARGETS:
+        raise FerEdgeError(f"--targets: choose from {', '.join(TARGETS)}")
+    if options.targets == "majority":
+        return None, None
+    if fit.votes is None or select.votes is None:
+        raise FerEdgeError(
+            f"--targets {options.targets}: needs FER+ vote counts; {dataset.source} has one "
+            "label per face (use --targets majority)"
+        )
+    if options.targets != "joint":
+        return fit.votes, select.votes
+    from fer_edge.train.joint import joint_targets
+
+    return (
+        joint_targets(dataset, fit, options.joint_labels, options.joint_mix),
+        joint_targets(dataset, select, options.joint_labels, options.joint_mix),
+    )
+
+
 def _split_for_selection(train: Split, options: TrainOptions) -> tuple[Split, Split]:
     fit_idx, select_idx = stratified_split(train.labels, options.select_fraction, options.seed)
     return train.subset(fit_idx), train.subset(select_idx)
@@ -528,13 +560,17 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         print(dataset.skipped_summary(), file=sys.stderr)
     labels = dataset.classes
     fit_split, select_split = _split_for_selection(dataset.split("train"), options)
+    fit_targets, select_targets = _targets(dataset, fit_split, select_split, options)
     soft: dict[str, np.ndarray] = {}
     distill: dict[str, Any] | None = None
     if options.distill:
         check_teachers(options.distill, labels)
-        if options.class_weight and options.augment.mixup:
-            # Keras finds a target's class by argmax, which mixup can move into the soft half.
-            raise FerEdgeError("--class-weight: not with both --teacher and --mixup")
+        if options.class_weight and (options.augment.mixup or fit_targets is not None):
+            # Keras finds a target's class by argmax, which mixup or vote shares below the
+            # teachers' can move into the soft half.
+            raise FerEdgeError(
+                "--class-weight: not with --teacher and --mixup or --targets other than majority"
+            )
         teachers = options.distill
 
         def predict() -> dict[str, np.ndarray]:
@@ -564,9 +600,17 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
         soft=soft.get("fit"),
         alternates=recropped,
         alternate_share=options.recrop,
+        targets=fit_targets,
+        sample=options.targets == "sample",
     )
     select_ds = make_dataset(
-        select_split.images, select_split.labels, spec, len(labels), 256, soft=soft.get("select")
+        select_split.images,
+        select_split.labels,
+        spec,
+        len(labels),
+        256,
+        soft=soft.get("select"),
+        targets=select_targets,
     )
     if distribution.name == "multi-worker":
         train_ds, select_ds = shard_by_data(train_ds), shard_by_data(select_ds)
@@ -739,6 +783,8 @@ def finish_run(
         "selection_metrics": select_metrics.to_dict(),
         "data": {
             "source": dataset.source,
+            "label_set": dataset.label_set,
+            "unscored": dataset.unscored,
             "skipped": len(dataset.skipped),
             "val_carved": dataset.val_carved,
             "counts": {name: dataset.counts(name) for name in dataset.splits},
