@@ -55,7 +55,14 @@ def _config(options: dict[str, Any]) -> Any:
 
 @click.command("bench")
 @click.argument("models", nargs=-1, type=click.Path())
-@click.option("--data", type=click.Path(), help="Dataset folder or FER2013 CSV to score on.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    multiple=True,
+    help="Dataset folder, FER2013 CSV or FER+ folder to score on; repeat it to score two label "
+    "sets in one run (e.g. fer2013 and ferplus): the first fills the table's accuracy column, "
+    "each gets accuracy, balanced recall and per-class recall rows.",
+)
 @click.option(
     "--split",
     type=click.Choice(["train", "val", "test"]),
@@ -180,7 +187,7 @@ def bench_cmd(**options: Any) -> None:
     report = bench(
         BenchOptions(
             models=tuple(Path(m) for m in options["models"]),
-            data=_path(options["data"]),
+            data=tuple(Path(d) for d in options["data"]),
             split=options["split"],
             baseline=_path(options["baseline"]),
             config=_config(options),
@@ -228,7 +235,7 @@ def _pipeline(options: dict[str, Any]) -> None:
     if options["models"]:
         raise FerEdgeError("--pipeline takes its model from --model, not MODELS")
     for flag in ("data", "baseline", "plot", "min_accuracy", "min_agreement", "limit"):
-        if options[flag] is not None:
+        if options[flag] not in (None, ()):
             raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --pipeline")
     config = _config(options)
     report = bench_pipeline(

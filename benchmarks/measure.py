@@ -57,9 +57,10 @@ class BenchOptions:
 
     Attributes:
         models: ``.tflite`` files or folders; empty means the bundled models.
-        data: a dataset folder or FER2013 CSV to score accuracy on; ``None`` benches latency
-            and size only.
-        split: the split of ``data`` to score.
+        data: dataset folders or FER2013 CSVs to score accuracy on (e.g. FER2013 and FER+,
+            two label sets of the same faces); the first fills the main table's accuracy
+            columns, every one gets its own accuracy rows. Empty: latency and size only.
+        split: the split of each ``data`` to score.
         baseline: the float model to compare against where model cards do not say.
         config: warm-up, repeats, threads, runtimes, floors.
         delegate: ``"edgetpu"`` or ``None``.
@@ -67,7 +68,7 @@ class BenchOptions:
     """
 
     models: tuple[Path, ...] = ()
-    data: Path | None = None
+    data: tuple[Path, ...] = ()
     split: str = "val"
     baseline: Path | None = None
     config: BenchConfig = field(default_factory=BenchConfig)
@@ -199,25 +200,33 @@ def bench(options: BenchOptions) -> BenchReport:
     runtimes, skipped = load_runtimes(config.runtimes)
     environment = collect_environment()
 
-    eval_sets: dict[Any, EvalSet] = {}
-    data_info = None
-    if options.data is not None:
+    # One evaluation-set map per data set, in --data order; the first feeds the main table.
+    all_sets: list[dict[Any, EvalSet]] = []
+    data_infos: list[DataInfo] = []
+    for data in options.data:
+        eval_sets: dict[Any, EvalSet] = {}
         for info in models:
             key = eval_key(info.meta)
             if key not in eval_sets:
                 eval_sets[key] = load_eval_set(
-                    options.data,
-                    options.split,
-                    info.meta,
-                    config.limit,
-                    config.seed,
-                    options.progress,
+                    data, options.split, info.meta, config.limit, config.seed, options.progress
                 )
                 if eval_sets[key].skipped:
                     notes.append(eval_sets[key].skipped)
         first = next(iter(eval_sets.values()))
-        data_info = DataInfo(str(options.data), options.split, len(first.labels), first.total)
-    faces = latency_faces(next(iter(eval_sets.values()), None), config.latency_faces, config.seed)
+        data_infos.append(
+            DataInfo(
+                str(data),
+                options.split,
+                len(first.labels),
+                first.total,
+                first.label_set,
+                first.unscored,
+            )
+        )
+        all_sets.append(eval_sets)
+    main_sets = all_sets[0] if all_sets else {}
+    faces = latency_faces(next(iter(main_sets.values()), None), config.latency_faces, config.seed)
     crops = make_crops(faces, config.crop_size)
 
     report = BenchReport(
@@ -225,17 +234,20 @@ def bench(options: BenchOptions) -> BenchReport:
         version=__version__,
         environment=environment,
         config=config,
-        data=data_info,
+        data=data_infos,
         models=models,
         runtimes=[{"name": r.name, "version": r.version} for r in runtimes],
         skipped=skipped,
         notes=notes,
     )
-    steps = len(runtimes) * (len(config.threads) + (1 if eval_sets else 0))
+    steps = len(runtimes) * (len(config.threads) + len(all_sets))
     with _bar(steps, options.progress, "bench") as bar:
         for runtime in runtimes:
-            usable = _evaluate(report, runtime, eval_sets, options) if eval_sets else None
-            bar.update(1 if eval_sets else 0)
+            usable = None
+            for index, (eval_sets, data_info) in enumerate(zip(all_sets, data_infos, strict=True)):
+                ran = _evaluate(report, runtime, eval_sets, data_info.name, options)
+                usable = ran if index == 0 else usable
+                bar.update(1)
             for threads in config.threads:
                 _time(report, runtime, threads, crops, usable, options)
                 bar.update(1)
@@ -256,9 +268,10 @@ def _evaluate(
     report: BenchReport,
     runtime: Runtime,
     eval_sets: dict[Any, EvalSet],
+    data_name: str,
     options: BenchOptions,
 ) -> list[ModelInfo]:
-    """Score every model under ``runtime``; return the models it could run."""
+    """Score every model under ``runtime`` on one data set; return the models it could run."""
     threads = max(options.config.threads)
     predictions: dict[str, np.ndarray] = {}
     usable: list[ModelInfo] = []
@@ -269,7 +282,8 @@ def _evaluate(
             classifier = _classifier(info, runtime, threads, options.delegate)
             evaluation = evaluate(classifier, eval_sets[eval_key(info.meta)])
         except _MODEL_ERRORS as exc:
-            report.skipped.append(Skip(runtime.name, info.name, first_line(exc)))
+            if not any(s.runtime == runtime.name and s.model == info.name for s in report.skipped):
+                report.skipped.append(Skip(runtime.name, info.name, first_line(exc)))
             continue
         usable.append(info)
         predictions[info.name] = evaluation.predictions
@@ -290,6 +304,7 @@ def _evaluate(
                 metrics=metrics[info.name],
                 float_model=parent.name if parent else None,
                 agreement=agree,
+                data=data_name,
             )
         )
     return usable
@@ -324,7 +339,8 @@ def _time(
         return
     latencies = measure_interleaved(timers, config.warmup, config.repeats, config.rounds)
     dtypes = {i.name: str(t.classifier.input_dtype) for i, t in zip(timed, timers, strict=True)}
-    evals = {e.model: e for e in report.evaluations if e.runtime == runtime.name}
+    main = report.data[0].name if report.data else None
+    evals = {e.model: e for e in report.evaluations if e.runtime == runtime.name and e.data == main}
     timed_by_name = {m.name: m for m in timed}
     by_name = dict(zip((m.name for m in timed), latencies, strict=True))
     for info, latency in zip(timed, latencies, strict=True):

@@ -152,9 +152,9 @@ def _how(report: BenchReport) -> list[str]:
         f"interleaved rounds, threads {','.join(map(str, cfg.threads))}, end-to-end on {crops}",
     ]
     if report.data:
-        d = report.data
-        sample = f" (seeded sample of {d.total})" if d.images < d.total else ""
-        lines.append(f"data: {d.path} split '{d.split}', {d.images} images{sample}")
+        lines += [d.describe() for d in report.data]
+        if len(report.data) > 1:
+            lines.append(f"main table accuracy: {report.data[0].name}")
     else:
         lines.append("data: none (latency and size only; pass --data for accuracy)")
     return lines
@@ -168,33 +168,46 @@ def format_table(report: BenchReport) -> str:
         "d acc = accuracy difference in points; e2e = crop -> probabilities"
     )
     extra = [s.describe() for s in report.skipped] + list(report.notes)
-    return "\n".join([table, legend, *_how(report), *extra])
+    accuracy = []
+    if len(report.data) > 1:
+        headers, rows = _accuracy_rows(report)
+        accuracy = ["", render_text_table(headers[:7], [r[:7] for r in rows], 3), ""]
+    return "\n".join([table, legend, *accuracy, *_how(report), *extra])
 
 
-def _per_class_table(report: BenchReport) -> str:
-    if not report.evaluations:
-        return ""
+def _accuracy_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    """Return the headers and rows of the accuracy table: every model on every data set."""
     labels = report.evaluations[0].metrics.labels
     same = all(e.metrics.labels == labels for e in report.evaluations)
-    headers = ["model", "runtime", *(labels if same else ()), "acc %", "macro F1", "agree %"]
+    headers = [
+        "model",
+        "data",
+        "runtime",
+        "acc %",
+        "balanced recall %",
+        "macro F1",
+        "agree %",
+        *(labels if same else ()),
+    ]
     rows = []
-    for ev in report.evaluations:
+    # Grouped by data set (label set), in --data order, so each block reads as one table.
+    order = {d.name: i for i, d in enumerate(report.data)}
+    for ev in sorted(report.evaluations, key=lambda e: order.get(e.data, len(order))):
         m = ev.metrics
         recalls = [f"{100 * m.per_class[c].recall:.1f}" for c in labels] if same else []
         rows.append(
             [
                 ev.model,
+                ev.data,
                 ev.runtime,
-                *recalls,
                 f"{100 * m.accuracy:.2f}",
+                f"{100 * m.balanced_recall:.1f}",
                 f"{m.macro_f1:.3f}",
                 _opt(ev.agreement, ".2f", 100),
+                *recalls,
             ]
         )
-    align = ["---", "---", *["---:"] * (len(headers) - 2)]
-    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
+    return headers, rows
 
 
 def to_markdown(report: BenchReport) -> str:
@@ -211,9 +224,9 @@ def to_markdown(report: BenchReport) -> str:
         "`interpreter.invoke()` alone. Latency: median / 90th percentile.",
         "",
     ]
-    per_class = _per_class_table(report)
-    if per_class:
-        parts += ["### Per-class recall %", "", per_class, ""]
+    if report.evaluations:
+        per_class = render_markdown_table(*_accuracy_rows(report), 3)
+        parts += ["### Accuracy and per-class recall % on every data set", "", per_class, ""]
     parts += ["### How it was measured", "", *(f"- {line}" for line in _how(report))]
     parts += [f"- fer-edge {report.version}"]
     extra = [s.describe() for s in report.skipped] + list(report.notes)
@@ -290,7 +303,7 @@ def write_plot(report: BenchReport, path: str | os.PathLike[str]) -> str:
     if max(latencies) > 5 * min(latencies):
         ax.set_xscale("log")
     ax.set_xlabel("end-to-end latency per face, median (ms)  [label: threads]")
-    split = f"'{report.data.split}'" if report.data else ""
+    split = f"{report.data[0].name}" if report.data else ""
     ax.set_ylabel(f"accuracy on {split} (%)")
     ax.set_title(f"fer-edge bench: {report.environment.cpu}")
     ax.grid(True, alpha=0.3)

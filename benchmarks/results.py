@@ -12,7 +12,7 @@ from fer_edge.bench.modelfiles import ModelInfo
 from fer_edge.metrics import ClassificationMetrics
 
 #: Bumped when a key is renamed or removed (adding keys keeps the version).
-SCHEMA = "fer-edge-bench/1"
+SCHEMA = "fer-edge-bench/2"
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class AccuracyRow:
         metrics: accuracy, macro F1, per-class recall, confusion.
         float_model: the parent's display name, if paired.
         agreement: top-1 agreement with the parent under the same runtime.
+        data: the data set scored (:attr:`DataInfo.name`: label set and split).
     """
 
     model: str
@@ -65,11 +66,13 @@ class AccuracyRow:
     metrics: ClassificationMetrics
     float_model: str | None = None
     agreement: float | None = None
+    data: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
             "model": self.model,
+            "data": self.data,
             "runtime": self.runtime,
             "threads": self.threads,
             "float_model": self.float_model,
@@ -161,16 +164,35 @@ class DataInfo:
         split: the split scored.
         images: images scored (after ``limit``).
         total: images in the split.
+        label_set: whose labels: ``fer2013`` or ``ferplus`` (the ten-vote majority).
+        unscored: faces of the split without a usable majority (FER+): counted, not scored.
     """
 
     path: str
     split: str
     images: int
     total: int
+    label_set: str = "fer2013"
+    unscored: int = 0
+
+    @property
+    def name(self) -> str:
+        """The label set and split, e.g. ``ferplus val``: what every accuracy is on."""
+        return f"{self.label_set} {self.split}"
+
+    def describe(self) -> str:
+        """Return one line: where the images came from and how many were scored."""
+        sample = f" (seeded sample of {self.total})" if self.images < self.total else ""
+        count = self.unscored
+        unscored = f"; {count} without a usable majority, not scored" if count else ""
+        return (
+            f"data {self.name}: {self.path} split '{self.split}', {self.images} images"
+            f"{sample}{unscored}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "name": self.name}
 
 
 @dataclass
@@ -182,7 +204,8 @@ class BenchReport:
         version: the fer-edge version.
         environment: machine and library versions.
         config: warm-up, repeats, threads and the rest, as used.
-        data: the scored split, or ``None`` for latency and size only.
+        data: the scored data sets (the first fills :attr:`rows`' accuracy); empty for
+            latency and size only.
         models: the benched model files.
         runtimes: ``{"name", "version"}`` of every runtime that ran.
         rows: one per model, runtime and thread count.
@@ -197,7 +220,7 @@ class BenchReport:
     version: str
     environment: Environment
     config: BenchConfig
-    data: DataInfo | None
+    data: list[DataInfo]
     models: list[ModelInfo]
     runtimes: list[dict[str, str]]
     rows: list[ResultRow] = field(default_factory=list)
@@ -215,7 +238,7 @@ class BenchReport:
             "environment": self.environment.to_dict(),
             "load_after": self.load_after,
             "config": self.config.to_dict(),
-            "data": self.data.to_dict() if self.data else None,
+            "data": [d.to_dict() for d in self.data],
             "runtimes": self.runtimes,
             "models": [m.to_dict() for m in self.models],
             "results": [r.to_dict() for r in self.rows],
@@ -233,7 +256,7 @@ class BenchReport:
         failures = []
         low_acc, low_agree = self.config.min_accuracy, self.config.min_agreement
         for ev in self.evaluations:
-            where = f"{ev.model} under {ev.runtime}"
+            where = f"{ev.model} under {ev.runtime} on {ev.data}"
             if low_acc is not None and ev.metrics.accuracy < low_acc:
                 failures.append(f"{where}: accuracy {ev.metrics.accuracy:.4f} < {low_acc}")
             if low_agree is not None and ev.agreement is not None and ev.agreement < low_agree:

@@ -37,6 +37,7 @@ from fer_edge.bench.environment import Environment, collect_environment
 from fer_edge.bench.loop import device_runner
 from fer_edge.bench.render import TableReport
 from fer_edge.errors import FerEdgeError
+from fer_edge.models import resolve_model
 
 SCENE_SCHEMA = "fer-edge-bench-scene/1"
 SCENE_HEADERS: tuple[str, ...] = (
@@ -470,7 +471,7 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
         raise FerEdgeError(f"--gap: must be 0 or more frames, got {options.gap}")
     if options.rounds < 1:
         raise FerEdgeError(f"--rounds: must be at least 1, got {options.rounds}")
-    model = options.model or runner.default_model_path()
+    model = resolve_model(options.model)
     images, classes = sample_faces(options.faces, options.count, options.seed)
     own_right = _crop_right(images, classes, model)
     frames = compose_frames(

@@ -46,6 +46,12 @@ from fer_edge.train.precision import PRECISIONS
 @click.option("--epochs", type=int, default=3, help="Epochs of pruning / QAT.")
 @click.option("--lr", type=FiniteFloat(), default=1e-4, help="Fine-tuning rate.")
 @click.option("--batch-size", type=int, default=64)
+@click.option(
+    "--class-weight",
+    type=FiniteFloat(0, 1),
+    default=0.0,
+    help="Class-weight power while fine-tuning (as fer-edge train's; give the model's own).",
+)
 @click.option("--augment/--no-augment", default=True, help="Augment while fine-tuning.")
 @click.option(
     "--representative",
@@ -81,6 +87,7 @@ def convert_cmd(
     epochs: int,
     lr: float,
     batch_size: int,
+    class_weight: float,
     augment: bool,
     representative: int,
     classes: str | None,
@@ -118,6 +125,7 @@ def convert_cmd(
             lr=lr,
             batch_size=batch_size,
             augment=None if augment else NO_AUGMENT,
+            class_weight=class_weight,
             # A progress bar on a terminal; one line per epoch in logs.
             verbose=1 if sys.stderr.isatty() else 2,
         ),

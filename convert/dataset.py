@@ -8,7 +8,8 @@ from pathlib import Path
 from fer_edge.data import SPLITS, Dataset, load_dataset
 from fer_edge.errors import FerEdgeError
 from fer_edge.evaluate import in_model_order
-from fer_edge.labels import FER2013_CLASSES, resolve_classes
+from fer_edge.ferplus import is_ferplus
+from fer_edge.labels import FER2013_CLASSES, KNOWN_CLASSES, resolve_classes
 from fer_edge.modelmeta import ModelMeta
 
 
@@ -16,13 +17,16 @@ def data_classes(path: str | os.PathLike[str]) -> tuple[str, ...]:
     """Return the classes a dataset holds, in FER2013 order.
 
     A folder dataset holds the class folders (with at least one file) of its splits; a
-    FER2013 CSV holds all seven classes.
+    FER2013 CSV holds all seven classes; a FER+ folder has votes for all eight (faces whose
+    majority a model lacks are left unscored, see :mod:`fer_edge.ferplus`).
     """
     root = Path(path)
     if not root.exists():
         raise FerEdgeError(f"--data: {root} does not exist")
     if root.is_file():
         return FER2013_CLASSES
+    if is_ferplus(root):
+        return KNOWN_CLASSES
     found: set[str] = set()
     for split in SPLITS:
         split_dir = root / split
@@ -48,17 +52,20 @@ def check_classes(
             predict and ``--classes`` does not say to ignore them.
     """
     labels = meta.labels
-    foreign = [c for c in labels if c not in FER2013_CLASSES]
+    foreign = [c for c in labels if c not in KNOWN_CLASSES]
     if foreign:
         raise FerEdgeError(
-            f"{model_path}: labels {', '.join(foreign)} are not FER2013 classes "
-            f"({', '.join(FER2013_CLASSES)})"
+            f"{model_path}: labels {', '.join(foreign)} are not FER2013 or FER+ classes "
+            f"({', '.join(KNOWN_CLASSES)})"
         )
     if classes is not None and set(resolve_classes(classes)) != set(labels):
         raise FerEdgeError(
             f"--classes: {','.join(resolve_classes(classes))} does not match the classes "
             f"{model_path} predicts ({','.join(labels)})"
         )
+    if is_ferplus(Path(data)):
+        # Votes cover every class; faces whose majority the model lacks are left unscored.
+        return
     held = data_classes(data)
     missing = [c for c in labels if c not in held]
     if missing:

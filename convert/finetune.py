@@ -11,7 +11,7 @@ from fer_edge.convert.options import FineTuneOptions
 from fer_edge.data import Split
 from fer_edge.preprocess import InputSpec
 from fer_edge.tfcompat import tf_and_keras
-from fer_edge.train.inputs import make_dataset
+from fer_edge.train.inputs import class_weights, make_dataset
 from fer_edge.train.trainer import compile_model
 
 
@@ -63,8 +63,9 @@ def fine_tune(
 ) -> FineTuneResult:
     """Compile ``model`` like the trainer does and fit it on ``train``, judging on ``val``.
 
-    The trainer's loss (categorical cross-entropy on one-hot labels) and Adam are kept, at
-    ``options.lr``: fine-tuning only has to recover what pruning or fake quantisation cost.
+    The trainer's loss (categorical cross-entropy) and Adam are kept, at ``options.lr``:
+    fine-tuning only has to recover what pruning or fake quantisation cost. The targets are the
+    data's own: FER+ vote distributions where the data has them, one-hot labels otherwise.
     """
     _, keras = tf_and_keras()
     keras.utils.set_random_seed(seed)
@@ -79,14 +80,23 @@ def fine_tune(
         training=True,
         augment=options.augment,
         seed=seed,
+        targets=train.votes,
     )
-    val_ds = make_dataset(val.images, val.labels, spec, num_classes, batch_size=256)
+    val_ds = make_dataset(
+        val.images, val.labels, spec, num_classes, batch_size=256, targets=val.votes
+    )
+    weights = (
+        class_weights(train.labels, num_classes, options.class_weight)
+        if options.class_weight
+        else None
+    )
     history = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=options.epochs,
         verbose=options.verbose,
         callbacks=list(callbacks),
+        class_weight=weights,
     )
     accuracy = history.history.get("val_accuracy", [float("nan")])[-1]
     return FineTuneResult(

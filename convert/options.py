@@ -28,6 +28,8 @@ class FineTuneOptions:
         batch_size: training batch size.
         augment: training augmentation (``None``: the train pipeline's defaults).
         verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        class_weight: class-weight power, as ``fer-edge train --class-weight`` (0: off); give
+            the model's training value so fine-tuning keeps its balance between classes.
     """
 
     epochs: int = 3
@@ -35,6 +37,7 @@ class FineTuneOptions:
     batch_size: int = 64
     augment: AugmentOptions | None = None
     verbose: int = 0
+    class_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "--model",
     "-m",
     type=FILE,
-    help="A .tflite model with fer-edge metadata (float or int8). Default: the bundled model.",
+    help="A .tflite model with fer-edge metadata (float or int8), or a bundled model: default "
+    "(trained on FER+'s ten-vote labels: calm faces read neutral) or fer2013 (trained on "
+    "FER2013's labels, for FER2013 comparisons). [default: default]",
 )
 @click.option(
     "--source",

@@ -45,12 +45,10 @@ from fer_edge.device.sources import (
 )
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
-from fer_edge.models import bundled_file
+from fer_edge.models import resolve_model
 from fer_edge.runtime import check_threads
 from fer_edge.timing import LatencyStats, StageTimings
 
-#: The bundled model, package data of ``fer_edge.models``.
-DEFAULT_MODEL = "default_int8.tflite"
 #: Stage names in report order.
 STAGES: tuple[str, ...] = ("capture", "detect", "classify", "output")
 #: What each stage's sample is (classify is timed per face, the others per frame).
@@ -63,17 +61,12 @@ STAGE_UNITS: dict[str, str] = {
 
 
 def default_model_path() -> Path:
-    """Return the bundled model shipped in ``fer_edge/models/``.
+    """Return the bundled default model shipped in ``fer_edge/models/``.
 
     Raises:
         FerEdgeError: the package's model files are missing (a broken install).
     """
-    return bundled_file(
-        DEFAULT_MODEL,
-        "--model",
-        "reinstall fer-edge or pass a .tflite made by 'fer-edge convert', "
-        "e.g. --model models/edge_int8.tflite",
-    )
+    return resolve_model(None)
 
 
 @dataclass
@@ -81,7 +74,8 @@ class RunOptions:
     """Everything one run needs; the CLI flags map onto these fields one to one.
 
     Attributes:
-        model: the ``.tflite`` model; ``None`` uses the bundled model.
+        model: the ``.tflite`` model, or a bundled model's name (``default``, ``fer2013``;
+            see :data:`fer_edge.models.BUNDLED_CLASSIFIERS`); ``None``: ``default``.
         source: ``picamera``, a camera index, a video, an image, a folder or a glob.
         detector: ``yunet`` (bundled) or ``haar``.
         detector_model: a YuNet ``.tflite`` or ONNX file (``yunet`` only; ``None``: the bundled
@@ -397,7 +391,7 @@ def run(options: RunOptions) -> RunSummary:
     options.validate()
     keep_freed_memory()  # YuNet's per-frame buffers would page-fault anew each frame
     started = time.perf_counter()
-    model_path = Path(options.model) if options.model is not None else default_model_path()
+    model_path = resolve_model(options.model)
     classifier = FaceClassifier(
         model_path,
         ClassifierOptions(options.threads, options.runtime, options.delegate, options.tta),

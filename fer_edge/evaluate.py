@@ -8,6 +8,7 @@ from all three.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from fer_edge.errors import FerEdgeError, first_line
 from fer_edge.labels import KNOWN_CLASSES
 from fer_edge.metrics import ClassificationMetrics, agreement, classification_metrics
 from fer_edge.modelmeta import ModelMeta, read_meta
+from fer_edge.models import resolve_model
 
 
 def in_model_order(dataset: Dataset, labels: tuple[str, ...]) -> Dataset:
@@ -40,6 +42,10 @@ def in_model_order(dataset: Dataset, labels: tuple[str, ...]) -> Dataset:
     order = np.array([labels.index(c) for c in dataset.classes], dtype=np.int64)
     for split in dataset.splits.values():
         split.labels = order[split.labels]
+        if split.votes is not None:
+            votes = np.zeros((len(split), len(labels)), dtype=split.votes.dtype)
+            votes[:, order] = split.votes
+            split.votes = votes
     dataset.classes = labels
     return dataset
 
@@ -54,6 +60,8 @@ class EvalSet:
         classes: the models' label order.
         total: images in the split before ``limit`` sampled some.
         skipped: a one-line summary of unreadable inputs, or ``""``.
+        label_set: whose labels: ``fer2013`` or ``ferplus`` (the ten-vote majority).
+        unscored: faces of the split left out for want of a usable majority (FER+).
     """
 
     images: np.ndarray
@@ -61,6 +69,8 @@ class EvalSet:
     classes: tuple[str, ...]
     total: int
     skipped: str = ""
+    label_set: str = "fer2013"
+    unscored: int = 0
 
 
 def eval_key(meta: ModelMeta) -> tuple[tuple[str, ...], int, int]:
@@ -113,7 +123,16 @@ def load_eval_set(
     if limit is not None and limit < total:
         keep = np.sort(np.random.default_rng(seed).permutation(total)[:limit])
         images, labels = images[keep], labels[keep]
-    return EvalSet(images, labels, meta.labels, total, dataset.skipped_summary())
+    unscored = sum(dataset.unscored.get(split, {}).values())
+    return EvalSet(
+        images,
+        labels,
+        meta.labels,
+        total,
+        dataset.skipped_summary(),
+        dataset.label_set,
+        unscored,
+    )
 
 
 def eval_set_of(split: Split, classes: tuple[str, ...]) -> EvalSet:
@@ -129,11 +148,15 @@ class Evaluation:
         predictions: top-1 class index per image.
         metrics: accuracy, macro F1, per-class numbers and confusion matrix.
         input_dtype: the model's input tensor dtype (``float32`` for Keras models).
+        label_set: whose labels it was scored against (``fer2013``, ``ferplus``).
+        unscored: faces of the split left out for want of a majority (FER+).
     """
 
     predictions: np.ndarray
     metrics: ClassificationMetrics
     input_dtype: str = "float32"
+    label_set: str = "fer2013"
+    unscored: int = 0
 
     @property
     def accuracy(self) -> float:
@@ -164,7 +187,13 @@ def evaluate(classifier: FaceClassifier, eval_set: EvalSet) -> Evaluation:
         )
     probabilities = classifier.probabilities_batch(eval_set.images)
     result = score(probabilities, eval_set.labels, eval_set.classes)
-    return Evaluation(result.predictions, result.metrics, classifier.input_dtype.name)
+    return Evaluation(
+        result.predictions,
+        result.metrics,
+        classifier.input_dtype.name,
+        eval_set.label_set,
+        eval_set.unscored,
+    )
 
 
 def load_keras_model(model_path: str | os.PathLike[str]) -> Any:
@@ -210,7 +239,7 @@ def evaluate_model(
     """Evaluate a ``.keras`` or ``.tflite`` model with metadata on ``split`` of ``data``.
 
     Args:
-        model_path: the model.
+        model_path: the model, or a bundled model's name (``default``, ``fer2013``).
         data: a dataset folder or FER2013 CSV.
         split: ``train``, ``val`` or ``test``.
         tta: test-time augmentation (``none``, ``flip``); ``None``: the model card's choice.
@@ -218,7 +247,7 @@ def evaluate_model(
     Raises:
         FerEdgeError: not a model file, no metadata, or data without the model's classes.
     """
-    path = Path(model_path)
+    path = resolve_model(model_path, "MODEL")
     if path.suffix not in (".tflite", ".keras"):
         raise FerEdgeError(f"MODEL: {path} is neither .keras nor .tflite")
     meta = read_meta(path)
@@ -226,7 +255,8 @@ def evaluate_model(
     if path.suffix == ".tflite":
         return evaluate(FaceClassifier(path, ClassifierOptions(tta=tta)), eval_set)
     probs = model_probabilities(path, eval_set.images, tta)
-    return score(probs, eval_set.labels, eval_set.classes)
+    result = score(probs, eval_set.labels, eval_set.classes)
+    return dataclasses.replace(result, label_set=eval_set.label_set, unscored=eval_set.unscored)
 
 
 def model_probabilities(
@@ -254,7 +284,8 @@ def format_metrics(metrics: ClassificationMetrics, title: str = "") -> str:
     """Return a human-readable report: headline, per-class table, confusion matrix."""
     lines = [title] if title else []
     lines.append(
-        f"accuracy {metrics.accuracy:.2%}  macro F1 {metrics.macro_f1:.3f}  (n={metrics.count})"
+        f"accuracy {metrics.accuracy:.2%}  balanced recall {metrics.balanced_recall:.2%}  "
+        f"macro F1 {metrics.macro_f1:.3f}  (n={metrics.count})"
     )
     lines.append(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")
     for name, m in metrics.per_class.items():

@@ -30,6 +30,8 @@ class ClassificationMetrics:
             if something was predicted for them; absent classes are left out).
         per_class: metrics by class name.
         confusion: the confusion matrix.
+        balanced_recall: unweighted mean of the recalls of the classes present (with
+            support), i.e. balanced accuracy: every class counts alike, however rare.
     """
 
     labels: tuple[str, ...]
@@ -38,6 +40,7 @@ class ClassificationMetrics:
     macro_f1: float
     per_class: dict[str, ClassMetrics]
     confusion: list[list[int]]
+    balanced_recall: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -45,6 +48,7 @@ class ClassificationMetrics:
             "count": self.count,
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
+            "balanced_recall": self.balanced_recall,
             "per_class": {name: vars(m) for name, m in self.per_class.items()},
             "labels": list(self.labels),
             "confusion": self.confusion,
@@ -90,6 +94,7 @@ def classification_metrics(
             for i, name in enumerate(labels)
         },
         confusion=cm.tolist(),
+        balanced_recall=float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
     )
 
 

@@ -91,3 +91,53 @@ def write_csv_dataset(
             for img, label in zip(images, labels, strict=True):
                 writer.writerow([int(label), " ".join(str(v) for v in img.ravel()), usage])
     return path
+
+
+#: Vote patterns of :func:`write_ferplus_dataset`, cycled over each class's faces: ten votes
+#: for the face's own class ``k`` and its neighbour ``n`` (indices into the vote columns).
+#: The last two have no FERPlus majority (5-3-2 and 4-4-2: no class holds more than half).
+FERPLUS_PATTERNS: tuple[dict[str, int], ...] = (
+    {"k": 10},
+    {"k": 7, "n": 2, "unknown": 1},
+    {"k": 6, "n": 3, "fear": 1},
+    {"k": 5, "n": 3, "unknown": 2},
+    {"k": 4, "n": 4, "unknown": 2},
+)
+
+
+def write_ferplus_dataset(
+    root: str | os.PathLike[str],
+    n_per_class: int | dict[str, int] = 10,
+    splits: Sequence[str] = ("train", "val"),
+    seed: int = 0,
+) -> Path:
+    """Write a generated dataset in the FER+ layout and return ``root``.
+
+    ``root/FER2013Train/`` (and ``FER2013Valid/``, ``FER2013Test/``) hold the gratings of
+    :func:`synthetic_images` as ``fer<i>.png`` and a header-less ``label.csv`` with ten vote
+    counts per face, cycled through :data:`FERPLUS_PATTERNS`: three faces in five have their
+    class as the FERPlus majority, two have none.
+    """
+    from fer_edge.ferplus import FOLDERS, LABEL_FILE, VOTE_COLUMNS
+
+    root = Path(root)
+    index = 0
+    for s_index, split in enumerate(splits):
+        count = n_per_class[split] if isinstance(n_per_class, dict) else n_per_class
+        images, labels = synthetic_images(count, len(FER2013_CLASSES), seed=seed + 101 * s_index)
+        folder = root / FOLDERS[split]
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+            own = FER2013_CLASSES[int(label)]
+            neighbour = FER2013_CLASSES[(int(label) + 1) % len(FER2013_CLASSES)]
+            votes = dict.fromkeys(VOTE_COLUMNS, 0)
+            for key, n in FERPLUS_PATTERNS[i % len(FERPLUS_PATTERNS)].items():
+                votes[{"k": own, "n": neighbour}.get(key, key)] += n
+            name = f"fer{index:07d}.png"
+            index += 1
+            cv2.imwrite(str(folder / name), img)
+            rows.append([name, "(0, 0, 48, 48)", *(votes[c] for c in VOTE_COLUMNS)])
+        with (folder / LABEL_FILE).open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return root

@@ -1,9 +1,11 @@
-"""Copy a converted model pair into the package as the bundled default.
+"""Copy a converted model pair into the package as a bundled model.
 
 ``fer-edge convert`` writes ``PREFIX_qat_int8.tflite`` and ``PREFIX_float32.tflite`` with
-model cards. This copies them to ``fer_edge/models/default_int8.tflite`` and
-``default_float32.tflite``, rewriting the cards and the embedded metadata so the pair still
-points at each other under the new names.
+model cards. This copies them to ``fer_edge/models/NAME_int8.tflite`` and
+``NAME_float32.tflite`` (``--name``, default ``default``: see
+:data:`fer_edge.models.BUNDLED_CLASSIFIERS`), rewriting the cards and the embedded metadata so
+the pair still points at each other under the new names. ``--label-set fer2013|ferplus``
+records whose labels the model was trained on, in the card and inside the model.
 
 With the training run folder and a ``fer-edge bench --json`` report, the cards also get the
 model card proper: architecture, training recipe and time, per-class recall and latency.
@@ -12,13 +14,18 @@ measurement, see :class:`fer_edge.classifier.ClassifierOptions`).
 
 Usage::
 
-    python tools/bundle_default_model.py [--tta none|flip] runs/ship PREFIX [RUN_DIR BENCH_JSON]
+    python tools/bundle_default_model.py [--tta none|flip] [--name NAME] [--label-set SET] \
+        runs/ship PREFIX [RUN_DIR BENCH_JSON]
+
+A bundled pair can be renamed by bundling it again from the package folder:
+``--name fer2013 fer_edge/models default`` with ``--from-bundled`` (its files are
+``default_int8.tflite`` and ``default_float32.tflite``; the old names are then removed).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,8 @@ from fer_edge.classifier import check_tta
 from fer_edge.modelmeta import ModelMeta, embed_in_tflite, strip_meta
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "fer_edge" / "models"
-RENAMES = {"qat_int8": "default_int8", "float32": "default_float32"}
+#: convert's file suffixes -> the bundled ones.
+SUFFIXES = {"qat_int8": "int8", "float32": "float32"}
 
 
 def training_card(run: Path) -> dict[str, Any]:
@@ -76,43 +84,80 @@ def bundle(
     run: Path | None = None,
     bench: Path | None = None,
     tta: str | None = None,
+    name: str = "default",
+    label_set: str | None = None,
+    from_bundled: bool = False,
 ) -> list[Path]:
-    """Copy ``PREFIX_{qat_int8,float32}`` from ``folder`` into ``dest`` under default names."""
+    """Copy ``PREFIX_{qat_int8,float32}`` from ``folder`` into ``dest`` as ``NAME_{int8,float32}``.
+
+    With ``from_bundled`` the sources are a bundled pair (``PREFIX_int8``, ``PREFIX_float32``),
+    which is removed once its copy under ``name`` is written.
+    """
     report = json.loads(bench.read_text()) if bench else None
-    written = []
-    for suffix, new_stem in RENAMES.items():
-        src = folder / f"{prefix}_{suffix}.tflite"
+    written, sources = [], []
+    float_name = f"{name}_float32.tflite"
+    for suffix, new_suffix in SUFFIXES.items():
+        src = folder / f"{prefix}_{new_suffix if from_bundled else suffix}.tflite"
         card = read_card(src)
         if card is None or card.meta is None:
-            sys.exit(f"{src.with_suffix('.json')}: missing or unreadable model card")
-        card.float_model = "default_float32.tflite"
-        card.extra["bundled_from"] = src.name
+            raise SystemExit(f"{src.with_suffix('.json')}: missing or unreadable model card")
+        card.float_model = float_name
+        if not from_bundled:
+            card.extra["bundled_from"] = src.name
         if run is not None:
             card.training = training_card(run)
         if report is not None:
             card.benchmark = bench_card(report, src.stem)
         meta = card.meta
-        extra = {**meta.extra, "float_model": "default_float32.tflite"}
+        extra = {**meta.extra, "float_model": float_name}
         if tta is not None:
             extra["tta"] = card.extra["tta"] = check_tta(tta)
+        if label_set is not None:
+            extra["label_set"] = card.extra["label_set"] = label_set
         card.meta = meta = ModelMeta(meta.labels, meta.input, meta.name, extra)
         model = embed_in_tflite(strip_meta(src.read_bytes()), meta)
-        target = dest / f"{new_stem}.tflite"
+        target = dest / f"{name}_{new_suffix}.tflite"
         write_bytes(target, model)
         card.size_bytes = len(model)
         card.gzip_bytes = gzip_size(model)
         card.write(target.with_suffix(".json"))
         written.append(target)
+        sources.append(src)
+    if from_bundled:
+        for src in sources:
+            if src not in written:
+                src.unlink()
+                src.with_suffix(".json").unlink()
     return written
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    mode = None
-    if args[:1] == ["--tta"] and len(args) > 1:
-        mode, args = args[1], args[2:]
-    if len(args) not in (2, 4):
-        sys.exit(__doc__)
-    run_dir, bench_json = [Path(a) for a in args[2:4]] or [None, None]
-    for path in bundle(Path(args[0]), args[1], PACKAGE_MODELS, run_dir, bench_json, mode):
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and bundle."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("prefix")
+    parser.add_argument("run", type=Path, nargs="?")
+    parser.add_argument("bench", type=Path, nargs="?")
+    parser.add_argument("--tta", choices=["none", "flip"])
+    parser.add_argument("--name", default="default")
+    parser.add_argument("--label-set", choices=["fer2013", "ferplus"])
+    parser.add_argument("--from-bundled", action="store_true")
+    args = parser.parse_args(argv)
+    if (args.run is None) != (args.bench is None):
+        parser.error("give both RUN_DIR and BENCH_JSON, or neither")
+    for path in bundle(
+        args.folder,
+        args.prefix,
+        PACKAGE_MODELS,
+        args.run,
+        args.bench,
+        args.tta,
+        args.name,
+        args.label_set,
+        args.from_bundled,
+    ):
         print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

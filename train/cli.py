@@ -300,7 +300,13 @@ def train_cmd(
 
 @click.command("eval")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@click.option("--data", required=True, type=click.Path(), help="Dataset folder or FER2013 CSV.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Dataset folder, FER2013 CSV or FER+ folder (scored against the ten-vote majority; "
+    "faces without one are counted, not scored).",
+)
 @click.option(
     "--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True
 )
@@ -312,14 +318,19 @@ def train_cmd(
 )
 @click.option("--json", "json_out", type=click.Path(), help="Also write the metrics as JSON.")
 def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: str | None) -> None:
-    """Evaluate a saved model (.keras or .tflite) on a dataset split.
+    """Evaluate a saved model (.keras or .tflite, or a bundled one: default, fer2013) on a split.
 
-    Prints accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
+    Prints accuracy, balanced recall, macro F1, per-class precision/recall/F1 and the
+    confusion matrix, naming the label set (fer2013 or ferplus) they were measured against.
     """
     from fer_edge.evaluate import evaluate_model, format_metrics
 
-    metrics = evaluate_model(model_path, data, split, tta).metrics
-    click.echo(format_metrics(metrics, title=f"{model_path} on {split}"))
+    evaluation = evaluate_model(model_path, data, split, tta)
+    metrics = evaluation.metrics
+    count = evaluation.unscored
+    unscored = f"; {count} faces without a usable majority not scored" if count else ""
+    title = f"{model_path} on {evaluation.label_set} {split}{unscored}"
+    click.echo(format_metrics(metrics, title=title))
     if json_out:
         from fer_edge.atomic import write_json
 

@@ -47,7 +47,7 @@ def carded(tiny_tflite, tmp_path_factory) -> dict[str, Path]:
 def report(carded, tiny_dataset):
     """One bench of the int8 model alone: its float parent must be found and added."""
     config = BenchConfig(**{**FAST.__dict__, "threads": (1, 2)})
-    return bench(BenchOptions(models=(carded["int8"],), data=tiny_dataset, config=config))
+    return bench(BenchOptions(models=(carded["int8"],), data=(tiny_dataset,), config=config))
 
 
 def _agreement_by_hand(carded: dict[str, Path], data: Path, limit: int | None = None) -> float:
@@ -145,7 +145,7 @@ def test_json_schema(report, tmp_path):
     assert set(ev["per_class"]) == set(ev["labels"])
     assert {"precision", "recall", "f1", "support"} <= set(ev["per_class"]["happy"])
     assert len(ev["confusion"]) == len(ev["labels"])
-    assert data["data"]["split"] == "val" and data["data"]["images"] == 56
+    assert data["data"][0]["split"] == "val" and data["data"][0]["images"] == 56
 
 
 def test_markdown_and_terminal_tables(report):
@@ -156,8 +156,12 @@ def test_markdown_and_terminal_tables(report):
     table = lines[start + 2 : start + 2 + len(report.rows)]
     assert all(line.startswith("| tiny_") for line in table)
     assert all(line.count("|") == len(HEADERS) + 1 for line in table)
-    per_class = lines[lines.index("### Per-class recall %") + 2]
-    assert per_class.split(" | ")[2:9] == list(report.evaluations[0].metrics.labels)
+    per_class = lines[lines.index("### Accuracy and per-class recall % on every data set") + 2]
+    cells = per_class.strip("| ").split(" | ")
+    assert cells[:3] == ["model", "data", "runtime"] and cells[4] == "balanced recall %"
+    assert cells[7:] == list(report.evaluations[0].metrics.labels)
+    first = lines[lines.index("### Accuracy and per-class recall % on every data set") + 4]
+    assert first.split(" | ")[1] == "fer2013 val"
     assert f"litert {report.runtimes[0]['version']}" in md
     text = format_table(report)
     assert text.splitlines()[0].split()[0] == "model"
@@ -173,7 +177,7 @@ def test_plot_is_a_png(report, tmp_path):
 
 def test_without_data_latency_and_size_still_run(carded):
     report = bench(BenchOptions(models=(carded["float"], carded["int8"]), config=FAST))
-    assert report.data is None and not report.evaluations
+    assert report.data == [] and not report.evaluations
     assert all(r.accuracy is None for r in report.rows)
     int8 = next(r for r in report.rows if r.model == "tiny_int8")
     assert int8.vs_float.size_ratio is not None and int8.vs_float.agreement is None
@@ -207,7 +211,7 @@ def test_cli_writes_all_outputs_with_a_baseline(tiny_tflite, tiny_dataset, tmp_p
     data = json.loads((out / "b.json").read_text())
     int8 = next(m for m in data["models"] if m["name"] == "tiny_int8")
     assert int8["pairing"] == "baseline"
-    assert data["data"]["images"] == 20 and data["data"]["total"] == 56
+    assert data["data"][0]["images"] == 20 and data["data"][0]["total"] == 56
     assert (out / "b.md").read_text().startswith("## fer-edge bench")
     assert "tiny_int8" in result.output and "x invoke" in result.output
 
@@ -270,7 +274,7 @@ def test_no_models_and_none_bundled_says_what_to_do(monkeypatch):
 
 def test_two_runtimes_side_by_side(carded, tiny_dataset):
     config = BenchConfig(**{**FAST.__dict__, "runtimes": ("litert", "tf")})
-    report = bench(BenchOptions(models=(carded["int8"],), data=tiny_dataset, config=config))
+    report = bench(BenchOptions(models=(carded["int8"],), data=(tiny_dataset,), config=config))
     assert [r["name"] for r in report.runtimes] == ["litert", "tf"]
     assert {r.runtime for r in report.rows} == {"litert", "tf"}
     # Ratios never mix runtimes: each int8 row is compared with the float row of its runtime.
@@ -331,8 +335,8 @@ def test_plot_is_skipped_with_a_note_without_matplotlib(report, tmp_path, monkey
 @pytest.mark.fer2013
 def test_bench_on_fer2013_val_sample(carded, fer2013_root):
     config = BenchConfig(**{**FAST.__dict__, "limit": 300})
-    report = bench(BenchOptions(models=(carded["int8"],), data=fer2013_root, config=config))
-    assert report.data.images == 300 and report.data.total > 3000
+    report = bench(BenchOptions(models=(carded["int8"],), data=(fer2013_root,), config=config))
+    assert report.data[0].images == 300 and report.data[0].total > 3000
     for ev in report.evaluations:
         assert ev.metrics.count == 300
         assert sum(c.support for c in ev.metrics.per_class.values()) == 300

@@ -60,7 +60,7 @@ def test_shuffled_labels_score_the_same_through_eval_convert_and_bench(
     val = eval_set_of(dataset.split("val"), dataset.classes)
     by_convert = evaluate(FaceClassifier(shuffled_model), val).accuracy
 
-    report = bench(BenchOptions(models=(shuffled_model,), data=tiny_dataset))
+    report = bench(BenchOptions(models=(shuffled_model,), data=(tiny_dataset,)))
     by_bench = report.evaluations[0].metrics.accuracy
 
     assert by_eval == pytest.approx(expected)

@@ -43,7 +43,7 @@ def test_bench_adds_a_flip_row_per_model_with_gain_and_cost(tiny_tflite, tiny_da
     from fer_edge.evaluate import evaluate_model
 
     config = BenchConfig(warmup=1, repeats=6, rounds=2, threads=(1,), tta=("none", "flip"))
-    report = bench(BenchOptions(models=(tiny_tflite["int8"],), data=tiny_dataset, config=config))
+    report = bench(BenchOptions(models=(tiny_tflite["int8"],), data=(tiny_dataset,), config=config))
     rows = {r.model: r for r in report.rows}
     assert set(rows) == {"tiny_int8", "tiny_int8+flip"}
     flip = rows["tiny_int8+flip"]
