@@ -118,6 +118,21 @@ LR_HELP = (
     help="With --targets joint: the FER2013 folder dataset that labels the FER+ training faces "
     "(default: the fer2013 folder beside the FER+ folder).",
 )
+@click.option(
+    "--logit-adjust",
+    type=FiniteFloat(0, 4),
+    default=0.0,
+    help="Post-hoc logit adjustment folded into model.keras: rare classes' logits get "
+    "TAU * log(share limit / class share) (Menon et al. 2021); 0 off. With --resume on a "
+    "finished run it rewrites model.keras and the reports from the best checkpoint.",
+)
+@click.option(
+    "--logit-adjust-below",
+    type=FiniteFloat(0.001, 1),
+    default=1.0,
+    help="With --logit-adjust: only classes under this share of the training faces are "
+    "lifted (1: every class, Menon's adjustment; 0.05: the tail only).",
+)
 @click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option("--erase", type=FiniteFloat(0, 1), default=0.0, help="Random-erasing probability.")
@@ -264,6 +279,10 @@ def train_cmd(
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
             options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
+        for name in ("logit_adjust", "logit_adjust_below"):
+            # Applied when the run is finished, so a finished run can be adjusted anew.
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+                options = dataclasses.replace(options, **{name: kwargs[name]})
     else:
         kwargs["strategy"] = kwargs["strategy"] or "auto"
         kwargs["epochs"] = kwargs["epochs"] or TrainOptions.epochs

@@ -95,6 +95,10 @@ class TrainOptions:
         joint_labels: with ``targets="joint"``, the FER2013 image-folder dataset whose
             ``train/<class>/`` names each FER+ training face's FER2013 label (``None``: the
             ``fer2013`` folder beside the FER+ folder).
+        logit_adjust: post-hoc logit adjustment strength folded into model.keras (see
+            :mod:`fer_edge.train.adjust`); 0: none. Checkpoints stay unadjusted.
+        logit_adjust_below: only classes with a smaller share of the fitting faces are
+            adjusted (1: all classes).
     """
 
     data: str
@@ -125,6 +129,8 @@ class TrainOptions:
     targets: str = "majority"
     joint_mix: float = 0.5
     joint_labels: str | None = None
+    logit_adjust: float = 0.0
+    logit_adjust_below: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -753,7 +759,18 @@ def finish_run(
     checkpoint = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
     best = to_float32(checkpoint)
     labels = dataset.classes
-    _, select_split = _split_for_selection(dataset.split("train"), options)
+    fit_split, select_split = _split_for_selection(dataset.split("train"), options)
+    shift = None
+    if options.logit_adjust:
+        from fer_edge.train.adjust import fold_into_last_layer, logit_shift
+
+        shift = logit_shift(
+            fit_split.labels, len(labels), options.logit_adjust, options.logit_adjust_below
+        )
+        if best is checkpoint:  # a float32 checkpoint: adjust a copy, never the checkpoint
+            best = keras.models.clone_model(checkpoint)
+            best.set_weights(checkpoint.get_weights())
+        fold_into_last_layer(best, shift)
     select_metrics = _evaluate(best, select_split, spec, labels)
     metrics: ClassificationMetrics | None = None
     if options.eval_split in dataset.splits:
@@ -763,7 +780,12 @@ def finish_run(
         labels,
         spec,
         name=options.model,
-        extra={"params": params, "macs": macs, "best_epoch": state["best_epoch"]},
+        extra={
+            "params": params,
+            "macs": macs,
+            "best_epoch": state["best_epoch"],
+            **({"logit_shift": [round(float(v), 4) for v in shift]} if shift is not None else {}),
+        },
     )
     with atomic_path(paths.model) as tmp:
         if best is checkpoint:
@@ -778,6 +800,7 @@ def finish_run(
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
         "wall_time_s": round(state["wall_time_s"], 1),
+        "logit_shift": None if shift is None else dict(zip(labels, shift.tolist(), strict=True)),
         "eval_split": options.eval_split if metrics else None,
         "metrics": metrics.to_dict() if metrics else None,
         "selection_metrics": select_metrics.to_dict(),
