@@ -63,6 +63,8 @@ class ModelInfo:
             "added_as_parent": self.added,
             "tta": self.tta,
             "compared_with": self.parent_name,
+            # Whose labels the model was trained on (its metadata; FER2013's when unsaid).
+            "label_set": self.meta.extra.get("label_set", "fer2013"),
         }
 
 

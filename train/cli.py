@@ -279,10 +279,13 @@ def train_cmd(
         if kwargs["strategy"]:
             # Hardware may change between sessions; the precision is part of the checkpoint.
             options = dataclasses.replace(options, strategy=str(kwargs["strategy"]))
-        for name in ("logit_adjust", "logit_adjust_below"):
-            # Applied when the run is finished, so a finished run can be adjusted anew.
-            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
-                options = dataclasses.replace(options, **{name: kwargs[name]})
+        # Applied when the run is finished, so a finished run can be adjusted anew.
+        typed = click.core.ParameterSource.COMMANDLINE
+        if ctx.get_parameter_source("logit_adjust") is typed:
+            options = dataclasses.replace(options, logit_adjust=float(kwargs["logit_adjust"]))  # type: ignore[arg-type]
+        if ctx.get_parameter_source("logit_adjust_below") is typed:
+            below = float(kwargs["logit_adjust_below"])  # type: ignore[arg-type]
+            options = dataclasses.replace(options, logit_adjust_below=below)
     else:
         kwargs["strategy"] = kwargs["strategy"] or "auto"
         kwargs["epochs"] = kwargs["epochs"] or TrainOptions.epochs
