@@ -15,7 +15,7 @@ def test_subset_by_list_keeps_canonical_order():
     assert resolve_classes("fer4") == ("happy", "sad", "surprise", "neutral")
 
 
-@pytest.mark.parametrize("spec", ["happy,contempt", "", "happy,happy"])
+@pytest.mark.parametrize("spec", ["happy,pride", "", "happy,happy"])
 def test_bad_class_lists_are_clear_errors(spec):
     with pytest.raises(FerEdgeError) as err:
         resolve_classes(spec)
@@ -23,5 +23,11 @@ def test_bad_class_lists_are_clear_errors(spec):
 
 
 def test_unknown_class_lists_valid_names():
-    with pytest.raises(FerEdgeError, match="valid classes are angry, disgust"):
-        resolve_classes("contempt")
+    with pytest.raises(FerEdgeError, match="valid classes are angry, disgust.*neutral, contempt"):
+        resolve_classes("pride")
+
+
+def test_contempt_is_ferplus_eighth_class():
+    assert resolve_classes("ferplus8")[-1] == "contempt"
+    # Canonical order: FER2013's seven, then contempt, however the list is spelled.
+    assert resolve_classes("contempt,happy") == ("happy", "contempt")
