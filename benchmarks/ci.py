@@ -39,9 +39,9 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
         The float and int8 model paths.
     """
     from fer_edge.card import ModelCard, gzip_size
+    from fer_edge.convert.tiny import build_tiny_cnn, export_pair, fit_tiny
     from fer_edge.data import load_dataset
     from fer_edge.modelmeta import ModelMeta
-    from fer_edge.train.tiny import build_tiny_cnn, export_pair, fit_tiny
 
     dataset = load_dataset(data, splits=("train", "val"))
     train = dataset.split("train")

@@ -19,7 +19,6 @@ import click
 from fer_edge import __version__
 from fer_edge.atomic import check_output_file, check_output_folder, write_text
 from fer_edge.clitypes import FILE
-from fer_edge.device.faces import FrameResult
 from fer_edge.device.recording import (
     SUMMARY_SUFFIX,
     Recording,
@@ -31,6 +30,7 @@ from fer_edge.device.recording import (
 from fer_edge.device.sinks import jsonl_record
 from fer_edge.device.svgchart import class_colors, share_bar_svg, timeline_svg
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FrameResult
 
 #: Faces drawn per run, most frames first; the others are listed in a table.
 MAX_DRAWN_TRACKS = 24

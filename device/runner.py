@@ -21,15 +21,14 @@ from typing import Any
 
 from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
-from fer_edge.device.csvsink import CsvSink
-from fer_edge.device.detect import (
+from fer_edge.detect import (
     CROPS,
     DEFAULT_CROP,
     DEFAULT_DETECT_WIDTH,
     DEFAULT_MARGIN,
     make_detector,
 )
-from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.memory import keep_freed_memory
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
@@ -45,6 +44,7 @@ from fer_edge.device.sources import (
 )
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
+from fer_edge.faces import FaceResult, FrameResult
 from fer_edge.models import bundled_file
 from fer_edge.runtime import check_threads
 from fer_edge.timing import LatencyStats, StageTimings
@@ -90,7 +90,7 @@ class RunOptions:
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
         crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
             averaged); ``None``: the detector's default
-            (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
+            (:data:`~fer_edge.detect.DEFAULT_CROP`).
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.

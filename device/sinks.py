@@ -1,6 +1,6 @@
 """Where results go: JSON lines, an annotated video, a window, a live status line.
 
-Every sink has ``write(result)`` (a :class:`~fer_edge.device.faces.FrameResult`: the frame and
+Every sink has ``write(result)`` (a :class:`~fer_edge.faces.FrameResult`: the frame and
 its faces) and ``close()``, so the runner treats them alike and new ones (a browser live view)
 plug in without touching it. File sinks write to a temporary file beside the target and rename
 it on ``close()``: a reader never sees half a file, and Ctrl-C still leaves a complete one.
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import atomic_path
-from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.sources import quiet_stderr
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FaceResult, FrameResult
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}

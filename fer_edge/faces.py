@@ -1,7 +1,7 @@
-"""What the pipeline makes of a frame: its classified faces, handed on to every sink.
+"""A frame and what the pipeline makes of it: its classified faces, handed on to every sink.
 
-These types sit below the pipeline and the sinks alike, so data flows one way: sources yield
-:class:`~fer_edge.device.sources.Frame` objects, the pipeline finds each one's
+These types sit below the device's pipeline and sinks, the benches and the report alike, so
+data flows one way: sources yield :class:`Frame` objects, the pipeline finds each one's
 :class:`FaceResult` list, the loop hands the two on as a :class:`FrameResult`, and the sinks only
 read it.
 """
@@ -14,8 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.device.detect import Box
-from fer_edge.device.sources import Frame
+from fer_edge.detect import Box
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame from a source.
+
+    Attributes:
+        index: the frame's position in its source (skipped frames leave gaps).
+        t: seconds: the timestamp inside a video file, else seconds since the source opened.
+        image: BGR uint8 ``(H, W, 3)``.
+        name: the file name for image sources, else ``""``.
+    """
+
+    index: int
+    t: float
+    image: np.ndarray
+    name: str = ""
 
 
 @dataclass(frozen=True)
