@@ -31,7 +31,6 @@ from fer_edge.detect import (
 from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.memory import keep_freed_memory
 from fer_edge.device.pipeline import FacePipeline
-from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
@@ -107,7 +106,7 @@ class RunOptions:
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
         csv: one row per face per frame (:mod:`fer_edge.device.csvsink`).
-        report: an HTML report of the run (:mod:`fer_edge.device.report`), written at the end.
+        report: an HTML report of the run (:mod:`fer_edge.report.html`), written at the end.
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
@@ -307,6 +306,9 @@ def _build_sinks(
     if options.csv is not None:
         add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
     if options.report is not None:
+        # The analytics stage loads only for --report (docs/architecture.md).
+        from fer_edge.report.html import ReportSink
+
         add(ReportSink(source.description))
     if options.display:
         add(DisplaySink())
@@ -430,7 +432,11 @@ def run(options: RunOptions) -> RunSummary:
             "runtime": classifier.runtime.describe(),
         }
         sinks = _build_sinks(options, source, stack, timings, run_info, classifier.labels)
-        report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
+        report = None
+        if options.report is not None:
+            from fer_edge.report.html import ReportSink, write_report
+
+            report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
         startup = time.perf_counter() - started
         loop_start = next_due = time.perf_counter()
         iterator = source.frames()

@@ -4,17 +4,38 @@ These types sit below the device's pipeline and sinks, the benches and the repor
 data flows one way: sources yield :class:`Frame` objects, the pipeline finds each one's
 :class:`FaceResult` list, the loop hands the two on as a :class:`FrameResult`, and the sinks only
 read it.
+
+The JSONL record of a frame (``fer-edge run --jsonl``, the live view's ``/faces``, ``run
+--report``) is defined here once: :func:`jsonl_record` writes it and :func:`parse_record`
+checks it for readers (``fer-edge report``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fer_edge.detect import Box
+
+#: Suffix of the run summary a JSONL file can have beside it (``run.jsonl`` ->
+#: ``run.summary.json``); ``fer-edge run --out-dir`` writes them so.
+SUMMARY_SUFFIX = ".summary.json"
+
+#: BGR box colours per FER2013 class; other labels get :data:`DEFAULT_COLOR`.
+LABEL_COLORS: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 230),
+    "disgust": (40, 140, 40),
+    "fear": (160, 60, 160),
+    "happy": (40, 200, 250),
+    "sad": (200, 120, 40),
+    "surprise": (230, 200, 40),
+    "neutral": (200, 200, 200),
+}
+DEFAULT_COLOR = (60, 220, 60)
 
 
 @dataclass(frozen=True)
@@ -83,3 +104,49 @@ class FrameResult:
 
     frame: Frame
     faces: list[FaceResult] = field(default_factory=list)
+
+
+def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, Any]:
+    """Return one JSONL line's object: ``{"frame", "t", ["source",] "faces": [...]}``.
+
+    ``source`` names the image file the frame came from (image folders and globs), so results
+    can be joined back to the photos.
+    """
+    return {
+        "frame": int(result.frame.index),
+        "t": round(float(result.frame.t), 3),
+        **({} if source is None else {"source": source}),
+        "faces": [face.to_dict() for face in result.faces],
+    }
+
+
+def parse_record(record: Mapping[str, Any]) -> tuple[int, float, list[Mapping[str, Any]]]:
+    """Check one frame record's shape (what :func:`jsonl_record` writes) for a reader.
+
+    Returns:
+        ``(frame, t, faces)``; each face a mapping with ``scores`` holding its ``label``, and
+        maybe an integer ``id``.
+
+    Raises:
+        ValueError: the record is not a frame record.
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError("not a JSON object")
+    frame, t, faces = record.get("frame"), record.get("t"), record.get("faces")
+    if not isinstance(frame, int) or isinstance(frame, bool):
+        raise ValueError("no integer 'frame'")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+        raise ValueError("no finite number 't'")
+    if not isinstance(faces, list):
+        raise ValueError("no list 'faces'")
+    for face in faces:
+        if not isinstance(face, Mapping):
+            raise ValueError("a face is not an object")
+        scores, label, face_id = face.get("scores"), face.get("label"), face.get("id")
+        if not isinstance(scores, Mapping) or not scores or label not in scores:
+            raise ValueError("a face without 'scores' holding its 'label'")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scores.values()):
+            raise ValueError("a face score is not a finite number")
+        if face_id is not None and (not isinstance(face_id, int) or isinstance(face_id, bool)):
+            raise ValueError("a face 'id' is not an integer")
+    return frame, float(t), faces
