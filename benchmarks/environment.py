@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_edge.runtime import usable_cores
+from fer_edge.runtime import load_average, usable_cores
 
 # ARM's "CPU part" ids of the cores found in Raspberry Pis and similar boards.
 _ARM_PARTS = {
@@ -106,14 +106,6 @@ def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def load_average() -> float | None:
-    """Return the 1-minute load average, or ``None`` where the OS does not report one."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
         return None
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from fer_edge.atomic import atomic_path, write_json
 from fer_edge.data import IMAGE_SUFFIXES
-from fer_edge.device.detect import Box
+from fer_edge.detect import Box
 from fer_edge.errors import FerEdgeError
 
 

@@ -94,7 +94,7 @@ def bundled_models() -> list[Path]:
 
     The bundled face detector (also a ``.tflite``) is not a classifier and is left out.
     """
-    from fer_edge.device.detect import YUNET_MODEL
+    from fer_edge.detect import YUNET_MODEL
 
     folder = importlib.resources.files("fer_edge.models")
     return sorted(

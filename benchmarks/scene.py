@@ -126,7 +126,7 @@ def parse_setting(text: str) -> SceneSetting:
             continue
         if key == "model":
             if value == "onnx":
-                from fer_edge.device.detect import default_yunet_onnx
+                from fer_edge.detect import default_yunet_onnx
 
                 overrides[_KEYS[key]] = default_yunet_onnx()
             else:
@@ -302,13 +302,13 @@ def score_scene(
     Args:
         setting: the setting's name.
         truth: the :class:`~fer_edge.bench.facevideo.SceneTruth` of the video.
-        detected: the faces (:class:`~fer_edge.device.faces.FaceResult`) per frame index; a
+        detected: the faces (:class:`~fer_edge.faces.FaceResult`) per frame index; a
             frame without an entry had no faces.
         crop_right: per frame, per shown face: whether the model is right on its own crop.
         summary: the run's :class:`~fer_edge.device.runner.RunSummary`.
     """
     from fer_edge.bench.facevideo import match_faces
-    from fer_edge.device.detect import NESTED_FRACTION
+    from fer_edge.detect import NESTED_FRACTION
 
     shown = found = right = crop_correct = false_boxes = nested = 0
     for index, (boxes, labels) in enumerate(zip(truth.boxes, truth.labels, strict=True)):

@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _configure(args.logical_cpus, args.threads)
     from fer_edge.atomic import write_json, write_text
-    from fer_edge.bench.environment import collect_environment, load_average
+    from fer_edge.bench.environment import collect_environment
+    from fer_edge.runtime import load_average
     from fer_edge.train.precision import BF16_CPU_FLAGS, cpu_flags
     from fer_edge.train.throughput import ThroughputCase, measure_throughput
 

@@ -1,6 +1,6 @@
 """Rebuild OpenCV zoo's YuNet face detector in Keras from its ONNX file and export it to TFLite.
 
-The device runs the result on the TFLite interpreter (:mod:`fer_edge.device.yunetlite`), where
+The device runs the result on the TFLite interpreter (:mod:`fer_edge.yunetlite`), where
 XNNPACK is about twice as fast as OpenCV's DNN module on the same network. No ONNX package is
 needed: OpenCV reads the file, its ``Net.dump()`` gives the layer graph (kernel, stride, pad,
 group, which layer feeds which) and each layer's ``blobs`` its weights (batch norm is already

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from fer_edge.atomic import check_output_folder, write_json
 from fer_edge.data import IMAGE_SUFFIXES
-from fer_edge.device.recording import SUMMARY_SUFFIX
 from fer_edge.device.runner import RunOptions, RunSummary, run
 from fer_edge.errors import FerEdgeError, first_line
+from fer_edge.faces import SUMMARY_SUFFIX
 
 #: The index of a batch, in its output folder.
 INDEX_NAME = "batch.json"

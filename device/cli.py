@@ -11,8 +11,8 @@ import click
 from fer_edge.atomic import check_output_file, write_json
 from fer_edge.classifier import TTA_CHOICES
 from fer_edge.clitypes import FILE, FiniteFloat, runtime_option
+from fer_edge.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.batch import expand_sources, run_batch
-from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fer_edge.atomic import atomic_path
-from fer_edge.device.faces import FrameResult
 from fer_edge.device.sinks import discard_output
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FrameResult
 
 #: The columns before the per-class probabilities.
 BASE_COLUMNS: tuple[str, ...] = ("source", "frame", "t", "id", "x", "y", "w", "h", "label", "score")

@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fer_edge.device.faces import FrameResult
-from fer_edge.device.sinks import draw_faces, jsonl_record
+from fer_edge.device.sinks import draw_faces
+from fer_edge.faces import FrameResult, jsonl_record
 from fer_edge.timing import StageTimings
 
 #: Frames (and per-stage samples) the recent fps and stage means are taken over.

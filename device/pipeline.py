@@ -13,10 +13,10 @@ import time
 import numpy as np
 
 from fer_edge.classifier import FaceClassifier
-from fer_edge.device.detect import FaceDetector
-from fer_edge.device.faces import FaceResult
+from fer_edge.detect import FaceDetector
 from fer_edge.device.smoothing import EmaSmoother
 from fer_edge.facecrop import CropOptions, face_crops
+from fer_edge.faces import FaceResult
 from fer_edge.preprocess import to_gray
 from fer_edge.timing import StageTimings
 

@@ -21,18 +21,16 @@ from typing import Any
 
 from fer_edge.atomic import check_output_file
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
-from fer_edge.device.csvsink import CsvSink
-from fer_edge.device.detect import (
+from fer_edge.detect import (
     CROPS,
     DEFAULT_CROP,
     DEFAULT_DETECT_WIDTH,
     DEFAULT_MARGIN,
     make_detector,
 )
-from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.memory import keep_freed_memory
 from fer_edge.device.pipeline import FacePipeline
-from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import DisplaySink, JsonlSink, Sink, StopRun, VideoSink
 from fer_edge.device.smoothing import EmaSmoother
@@ -45,6 +43,7 @@ from fer_edge.device.sources import (
 )
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CropOptions
+from fer_edge.faces import FaceResult, FrameResult
 from fer_edge.models import resolve_model
 from fer_edge.runtime import check_threads
 from fer_edge.timing import LatencyStats, StageTimings
@@ -84,7 +83,7 @@ class RunOptions:
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
         crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
             averaged); ``None``: the detector's default
-            (:data:`~fer_edge.device.detect.DEFAULT_CROP`).
+            (:data:`~fer_edge.detect.DEFAULT_CROP`).
         threads: interpreter CPU threads (``None``: the runtime's default).
         runtime: ``auto``, ``litert``, ``tflite_runtime`` or ``tf``.
         delegate: ``edgetpu`` or ``None``.
@@ -101,7 +100,7 @@ class RunOptions:
         jsonl: a path, or ``-`` for stdout.
         save: an annotated video path (``.mp4``/``.avi``).
         csv: one row per face per frame (:mod:`fer_edge.device.csvsink`).
-        report: an HTML report of the run (:mod:`fer_edge.device.report`), written at the end.
+        report: an HTML report of the run (:mod:`fer_edge.report.html`), written at the end.
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
@@ -301,6 +300,9 @@ def _build_sinks(
     if options.csv is not None:
         add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
     if options.report is not None:
+        # The analytics stage loads only for --report (docs/architecture.md).
+        from fer_edge.report.html import ReportSink
+
         add(ReportSink(source.description))
     if options.display:
         add(DisplaySink())
@@ -424,7 +426,11 @@ def run(options: RunOptions) -> RunSummary:
             "runtime": classifier.runtime.describe(),
         }
         sinks = _build_sinks(options, source, stack, timings, run_info, classifier.labels)
-        report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
+        report = None
+        if options.report is not None:
+            from fer_edge.report.html import ReportSink, write_report
+
+            report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
         startup = time.perf_counter() - started
         loop_start = next_due = time.perf_counter()
         iterator = source.frames()

@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import IO, Any
 
-from fer_edge.device.faces import FrameResult
 from fer_edge.device.livefeed import LiveFeed
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FrameResult
 from fer_edge.timing import StageTimings
 
 DEFAULT_HOST = "127.0.0.1"

@@ -1,6 +1,6 @@
 """Where results go: JSON lines, an annotated video, a window, a live status line.
 
-Every sink has ``write(result)`` (a :class:`~fer_edge.device.faces.FrameResult`: the frame and
+Every sink has ``write(result)`` (a :class:`~fer_edge.faces.FrameResult`: the frame and
 its faces) and ``close()``, so the runner treats them alike and new ones (a browser live view)
 plug in without touching it. File sinks write to a temporary file beside the target and rename
 it on ``close()``: a reader never sees half a file, and Ctrl-C still leaves a complete one.
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import atomic_path
-from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.sources import quiet_stderr
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import DEFAULT_COLOR, LABEL_COLORS, FaceResult, FrameResult, jsonl_record
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}
@@ -34,18 +34,6 @@ VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", 
 MIN_VIDEO_FPS, MAX_VIDEO_FPS = 1.0, 240.0
 #: MPEG-4 (mp4v) frames are at most this many pixels a side.
 MPEG4_MAX_SIDE = 8191
-
-#: BGR box colours per FER2013 class; other labels get :data:`DEFAULT_COLOR`.
-LABEL_COLORS: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 230),
-    "disgust": (40, 140, 40),
-    "fear": (160, 60, 160),
-    "happy": (40, 200, 250),
-    "sad": (200, 120, 40),
-    "surprise": (230, 200, 40),
-    "neutral": (200, 200, 200),
-}
-DEFAULT_COLOR = (60, 220, 60)
 
 
 class StopRun(Exception):  # noqa: N818 - a request, not an error
@@ -108,20 +96,6 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
             cv2.LINE_AA,
         )
     return out
-
-
-def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, Any]:
-    """Return one JSONL line's object: ``{"frame", "t", ["source",] "faces": [...]}``.
-
-    ``source`` names the image file the frame came from (image folders and globs), so results
-    can be joined back to the photos.
-    """
-    return {
-        "frame": int(result.frame.index),
-        "t": round(float(result.frame.t), 3),
-        **({} if source is None else {"source": source}),
-        "faces": [face.to_dict() for face in result.faces],
-    }
 
 
 class JsonlSink:

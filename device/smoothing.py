@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_edge.device.detect import Box
+from fer_edge.detect import Box
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import Frame
 
 #: Largest ``--size`` side: 8K (DCI 8192x4320) and a little room; beyond it a resized frame
 #: takes gigabytes and OpenCV fails deep inside ``cv2.resize``.
@@ -33,23 +33,6 @@ MAX_FRAME_SIDE = 8192
 VIDEO_END_AFTER = 8
 #: Reads that fail in a row before a live camera counts as gone.
 CAMERA_GIVE_UP_AFTER = 30
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One frame from a source.
-
-    Attributes:
-        index: the frame's position in its source (skipped frames leave gaps).
-        t: seconds: the timestamp inside a video file, else seconds since the source opened.
-        image: BGR uint8 ``(H, W, 3)``.
-        name: the file name for image sources, else ``""``.
-    """
-
-    index: int
-    t: float
-    image: np.ndarray
-    name: str = ""
 
 
 class FrameSource(Protocol):

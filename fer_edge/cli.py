@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("fer_edge.convert.cli", "convert_cmd", "Prune, quantise and export to TFLite."),
     "run": ("fer_edge.device.cli", "run_cmd", "Detect and classify faces from a camera or file."),
     "report": (
-        "fer_edge.device.report",
+        "fer_edge.report.cli",
         "report_cmd",
         "Turn run JSONL into an HTML report: per-face timelines, share of each expression.",
     ),

@@ -37,6 +37,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def load_average() -> float | None:
+    """Return the 1-minute load average, or ``None`` where the OS does not report one."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def max_threads() -> int:
     """Return the largest ``--threads`` accepted on this machine."""
     return THREADS_PER_CPU * (os.cpu_count() or 1)

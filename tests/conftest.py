@@ -27,7 +27,7 @@ def fer2013_root() -> Path:
 def yunet_model(request) -> Path:
     """YuNet twice: the zoo's ONNX file (OpenCV's DNN) and the bundled TFLite conversion."""
     if request.param == "tflite":
-        from fer_edge.device.detect import default_yunet_model
+        from fer_edge.detect import default_yunet_model
 
         return default_yunet_model()
     if not YUNET.is_file():
@@ -47,10 +47,10 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tflite(tmp_path_factory) -> dict[str, Path]:
     """A tiny real Keras CNN exported as float32 and full-int8 TFLite, with metadata."""
+    from fer_edge.convert.tiny import build_tiny_cnn, export_pair
     from fer_edge.labels import FER2013_CLASSES
     from fer_edge.modelmeta import ModelMeta
     from fer_edge.synthetic import synthetic_images
-    from fer_edge.train.tiny import build_tiny_cnn, export_pair
 
     images, _ = synthetic_images(4)
     out = tmp_path_factory.mktemp("tflite")

@@ -27,7 +27,7 @@ import numpy as np
 from fer_edge.atomic import write_json
 from fer_edge.bench.facevideo import background, found
 from fer_edge.data import IMAGE_SUFFIXES
-from fer_edge.device.detect import Box, YuNetDetector, default_yunet_model
+from fer_edge.detect import Box, YuNetDetector, default_yunet_model
 from fer_edge.facecrop import LANDMARKS, MIRROR_PAIRS, AlignTemplate
 
 REPO = Path(__file__).resolve().parents[1]

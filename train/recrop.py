@@ -65,7 +65,7 @@ def device_crops(
         ``(crops, found)``: ``(N, spec.height, spec.width)`` uint8 crops (a face's own image
         where the detector found nothing) and the ``(N,)`` bool mask of faces found.
     """
-    from fer_edge.device.detect import DEFAULT_CROP, DEFAULT_MARGIN, make_detector
+    from fer_edge.detect import DEFAULT_CROP, DEFAULT_MARGIN, make_detector
 
     detector = make_detector("yunet", min_face=16)
     options = CropOptions(DEFAULT_CROP["yunet"], DEFAULT_MARGIN["yunet"])

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.bench.environment import load_average
 from fer_edge.preprocess import InputSpec
+from fer_edge.runtime import load_average
 from fer_edge.synthetic import synthetic_images
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train.distribute import Distribution, make_distribution

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_ci_script_benches_fresh_models_within_its_floors(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "ci.py"), "--fresh", "--out", str(tmp_path)],
+        [sys.executable, str(REPO / "tools" / "ci_bench.py"), "--fresh", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

@@ -17,7 +17,7 @@ from fer_edge.bench.scene import (
 )
 from fer_edge.classifier import FaceClassifier
 from fer_edge.cli import main
-from fer_edge.device.detect import Box
+from fer_edge.detect import Box
 from fer_edge.errors import FerEdgeError
 
 FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"

@@ -1,7 +1,7 @@
-"""The long robustness checks of issue 16, run as their benchmark scripts (slow).
+"""The long robustness checks of issue 16, run as their scripts in tools/ (slow).
 
-``benchmarks/soak.py``: over 20,000 frames through ``fer-edge run`` with JSONL and the live
-view; RSS may grow at most 5% after warm-up. ``benchmarks/faults.py``: ``kill -9`` of ``run``,
+``tools/soak.py``: over 20,000 frames through ``fer-edge run`` with JSONL and the live
+view; RSS may grow at most 5% after warm-up. ``tools/faults.py``: ``kill -9`` of ``run``,
 ``bench``, ``train`` and ``convert`` at random moments; every output holds nothing, the old
 file or a complete one. Each takes a few minutes on 2 cores.
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 def script(name: str, *args: object, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(BENCHMARKS / name), *map(str, args)],
+        [sys.executable, str(TOOLS / name), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

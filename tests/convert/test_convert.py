@@ -46,7 +46,7 @@ def train_registry_model(
     name: str, data: Path | Split, out: Path, epochs: int, augment=None, **build_opts
 ) -> Path:
     """Fit a registry model briefly on a folder dataset's train split or on a split."""
-    from fer_edge.train.tiny import fit_registry_model
+    from fer_edge.convert.tiny import fit_registry_model
 
     train = (
         data if isinstance(data, Split) else load_dataset(data, splits=("train",)).split("train")

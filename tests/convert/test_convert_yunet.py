@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fer_edge.bench.facevideo import compose_frames
-from fer_edge.device.detect import default_yunet_model, default_yunet_onnx
-from fer_edge.device.yunetlite import HEADS, STRIDES, LiteYuNet
+from fer_edge.detect import default_yunet_model, default_yunet_onnx
 from fer_edge.errors import FerEdgeError
+from fer_edge.yunetlite import HEADS, STRIDES, LiteYuNet
 
 
 def _raw_outputs(interp, image: np.ndarray) -> dict[str, np.ndarray]:

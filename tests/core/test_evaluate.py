@@ -20,7 +20,7 @@ SHUFFLED = ("happy", "neutral", "surprise", "sad", "fear", "disgust", "angry")
 @pytest.fixture(scope="module")
 def shuffled_model(tiny_dataset, tmp_path_factory) -> Path:
     """A tiny CNN trained on the gratings with its outputs in SHUFFLED order."""
-    from fer_edge.train.tiny import build_tiny_cnn, export_pair, fit_tiny
+    from fer_edge.convert.tiny import build_tiny_cnn, export_pair, fit_tiny
 
     train = load_dataset(tiny_dataset, splits=("train",)).split("train")
     to_shuffled = np.array([SHUFFLED.index(c) for c in FER2013_CLASSES])

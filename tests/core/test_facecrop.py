@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_edge.bench.facevideo import background
-from fer_edge.device.detect import YuNetDetector
+from fer_edge.detect import YuNetDetector
 from fer_edge.facecrop import (
     FER2013_TEMPLATE,
     AlignTemplate,

@@ -14,7 +14,7 @@ from fer_edge.bench.facevideo import (
     match_faces,
     sample_faces,
 )
-from fer_edge.device.detect import (
+from fer_edge.detect import (
     YUNET_MODEL,
     YUNET_ONNX,
     Box,
@@ -243,7 +243,7 @@ def test_bundled_yunet_is_the_default(astronaut_frames):
 def test_the_tflite_yunet_decodes_to_opencvs_boxes(astronaut_frames):
     """The bundled conversion on the TFLite interpreter against the zoo's ONNX in OpenCV: the
     same faces, boxes, landmarks and scores, also for sizes that are no multiple of 32."""
-    from fer_edge.device.yunetlite import LiteYuNet
+    from fer_edge.yunetlite import LiteYuNet
 
     onnx = default_yunet_onnx()
     reference = cv2.FaceDetectorYN.create(str(onnx), "", (320, 320), 0.3, 0.3, 5000)

@@ -8,18 +8,10 @@ import numpy as np
 import pytest
 
 from fer_edge.bench.facevideo import read_frames
-from fer_edge.device.detect import Box
-from fer_edge.device.faces import FaceResult, FrameResult
-from fer_edge.device.sinks import (
-    LABEL_COLORS,
-    DisplaySink,
-    JsonlSink,
-    StatusSink,
-    VideoSink,
-    draw_faces,
-)
-from fer_edge.device.sources import Frame
+from fer_edge.detect import Box
+from fer_edge.device.sinks import DisplaySink, JsonlSink, StatusSink, VideoSink, draw_faces
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import LABEL_COLORS, FaceResult, Frame, FrameResult
 
 LABELS = ("happy", "sad", "neutral")
 

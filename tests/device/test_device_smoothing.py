@@ -8,7 +8,7 @@ import pytest
 
 from fer_edge.bench.facevideo import background
 from fer_edge.classifier import FaceClassifier
-from fer_edge.device.detect import Box, make_detector
+from fer_edge.detect import Box, make_detector
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.smoothing import EmaSmoother
 

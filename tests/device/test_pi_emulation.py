@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.device.detect import Box
-from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.detect import Box
 from fer_edge.device.sinks import JsonlSink
-from fer_edge.device.sources import Frame
+from fer_edge.faces import FaceResult, Frame, FrameResult
 from fer_edge.labels import FER2013_CLASSES
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "pi_emulation"

@@ -16,13 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.cli import main
+from fer_edge.detect import Box
 from fer_edge.device.batch import INDEX_NAME, expand_sources, output_stems
 from fer_edge.device.csvsink import BASE_COLUMNS, csv_columns, face_rows
-from fer_edge.device.detect import Box
-from fer_edge.device.faces import FaceResult, FrameResult
 from fer_edge.device.runner import RunOptions, run
-from fer_edge.device.sources import Frame, open_source
+from fer_edge.device.sources import open_source
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FaceResult, Frame, FrameResult
 from fer_edge.labels import FER2013_CLASSES
 
 FPS = 10.0

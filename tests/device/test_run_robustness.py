@@ -18,11 +18,10 @@ from click.testing import CliRunner
 
 from fer_edge.bench.facevideo import compose_frames, read_frames, write_video
 from fer_edge.cli import main
-from fer_edge.device.faces import FrameResult
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.sinks import VideoSink
-from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import Frame, FrameResult
 
 FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 

@@ -17,11 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_edge.device.detect import Box
-from fer_edge.device.faces import FaceResult, FrameResult
+from fer_edge.detect import Box
 from fer_edge.device.serve import MAX_VIEWERS, LiveServer, ServeAddress, parse_address
-from fer_edge.device.sources import Frame
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import FaceResult, Frame, FrameResult
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.timing import StageTimings
 

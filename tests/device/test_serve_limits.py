@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from fer_edge.device import serve
-from fer_edge.device.faces import FrameResult
 from fer_edge.device.serve import MAX_VIEWERS, LiveServer, parse_address
-from fer_edge.device.sources import Frame
+from fer_edge.faces import Frame, FrameResult
 from fer_edge.timing import StageTimings
 
 STAGES = ("capture", "detect", "classify", "output")

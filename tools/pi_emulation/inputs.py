@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fer_edge.bench.facevideo import compose_frames, sample_faces
-from fer_edge.device.detect import Box
+from fer_edge.detect import Box
 from fer_edge.labels import FER2013_CLASSES
 from fer_edge.modelmeta import ModelMeta
 from fer_edge.synthetic import synthetic_images
@@ -65,8 +65,8 @@ def train_tiny_int8(
         ``path``.
     """
     from fer_edge.convert.export import to_tflite, write_tflite
+    from fer_edge.convert.tiny import build_tiny_cnn, fit_tiny
     from fer_edge.preprocess import normalize
-    from fer_edge.train.tiny import build_tiny_cnn, fit_tiny
 
     model = build_tiny_cnn((16, 32, 64), len(FER2013_CLASSES), seed=seed)
     fit_tiny(model, images, labels, epochs, sharpen=sharpen)

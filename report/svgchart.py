@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_edge.device.sinks import DEFAULT_COLOR, LABEL_COLORS
+from fer_edge.faces import DEFAULT_COLOR, LABEL_COLORS
 
-#: Colours for classes that :data:`~fer_edge.device.sinks.LABEL_COLORS` does not name, in turn.
+#: Colours for classes that :data:`~fer_edge.faces.LABEL_COLORS` does not name, in turn.
 EXTRA_COLORS: tuple[str, ...] = ("#4c9be8", "#e8894c", "#8fd14f", "#d14fb0", "#4fd1c5", "#b0a14f")
 #: Most steps drawn per track; longer tracks are averaged over consecutive samples.
 MAX_STEPS = 600

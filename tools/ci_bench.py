@@ -5,7 +5,7 @@ fixed model); never on speed, since CI machines are noisy.
 
 Usage (from the repository root, with the dev extra installed)::
 
-    python benchmarks/ci.py [--out DIR]
+    python tools/ci_bench.py [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ FER2013 = HERE.parent.parent / "shared" / "data" / "fer2013"
 TEST_FACE = HERE.parent / "tests" / "data" / "astronaut_face.png"
 #: The scene: today's Haar default against the run defaults, side by side in one run.
 SCENE_ARGS = ("--limit", "60", "--settings", "haar,default", "--no-progress")
-CONFIG = HERE / "configs" / "ci.json"
+CONFIG = HERE.parent / "benchmarks" / "configs" / "ci.json"
 # Test models learn the generated gratings almost perfectly; int8 must keep the float
 # model's answers. Both are deterministic for a fixed seed, split and model.
 SYNTHETIC_FLOORS = ("--min-accuracy", "0.6", "--min-agreement", "0.9")
@@ -39,9 +39,9 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
         The float and int8 model paths.
     """
     from fer_edge.card import ModelCard, gzip_size
+    from fer_edge.convert.tiny import build_tiny_cnn, export_pair, fit_tiny
     from fer_edge.data import load_dataset
     from fer_edge.modelmeta import ModelMeta
-    from fer_edge.train.tiny import build_tiny_cnn, export_pair, fit_tiny
 
     dataset = load_dataset(data, splits=("train", "val"))
     train = dataset.split("train")
@@ -55,7 +55,7 @@ def make_test_models(out: Path, data: Path) -> list[Path]:
         ModelCard(
             meta=meta,
             method=method,
-            source="benchmarks/ci.py",
+            source="tools/ci_bench.py",
             float_model=exported["float"].name,
             sparsity=0.0,
             size_bytes=path.stat().st_size,

@@ -15,7 +15,7 @@ append-only logs and are not checked.
 
 Usage (from the repository root, with the dev extra installed)::
 
-    python benchmarks/faults.py [--out runs/faults] [--seed 0] [--only run,bench,train,convert]
+    python tools/faults.py [--out runs/faults] [--seed 0] [--only run,bench,train,convert]
 
 Prints one line per command (and writes ``faults.json`` into ``--out``); exits 1 on any
 output that is neither absent, old nor complete.

@@ -16,7 +16,6 @@ is the share of frames; with ``--every N`` or a paced camera it is the share of 
 from __future__ import annotations
 
 import json
-import math
 import os
 from array import array
 from collections.abc import Iterable, Mapping
@@ -27,10 +26,7 @@ from typing import Any
 import numpy as np
 
 from fer_edge.errors import FerEdgeError
-
-#: Suffix of the run summary a JSONL file can have beside it (``run.jsonl`` ->
-#: ``run.summary.json``); ``fer-edge run --out-dir`` writes them so.
-SUMMARY_SUFFIX = ".summary.json"
+from fer_edge.faces import SUMMARY_SUFFIX, parse_record
 
 
 @dataclass(frozen=True)
@@ -174,7 +170,7 @@ class RecordingBuilder:
             ValueError: the record is not a frame record (nothing is added).
             FerEdgeError: its classes differ from the earlier records' (two runs in one file).
         """
-        frame, t, faces = _parse_record(record)
+        frame, t, faces = parse_record(record)
         for face in faces:
             if self.classes is None:
                 self.classes = tuple(face["scores"])
@@ -238,30 +234,6 @@ class RecordingBuilder:
             sources=tuple(self._sources),
             summary=summary,
         )
-
-
-def _parse_record(record: Mapping[str, Any]) -> tuple[int, float, list[Mapping[str, Any]]]:
-    """Check one frame record's shape; return ``(frame, t, faces)`` or raise ValueError."""
-    if not isinstance(record, Mapping):
-        raise ValueError("not a JSON object")
-    frame, t, faces = record.get("frame"), record.get("t"), record.get("faces")
-    if not isinstance(frame, int) or isinstance(frame, bool):
-        raise ValueError("no integer 'frame'")
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-        raise ValueError("no finite number 't'")
-    if not isinstance(faces, list):
-        raise ValueError("no list 'faces'")
-    for face in faces:
-        if not isinstance(face, Mapping):
-            raise ValueError("a face is not an object")
-        scores, label, face_id = face.get("scores"), face.get("label"), face.get("id")
-        if not isinstance(scores, Mapping) or not scores or label not in scores:
-            raise ValueError("a face without 'scores' holding its 'label'")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scores.values()):
-            raise ValueError("a face score is not a finite number")
-        if face_id is not None and (not isinstance(face_id, int) or isinstance(face_id, bool)):
-            raise ValueError("a face 'id' is not an integer")
-    return frame, float(t), faces
 
 
 def _frame_durations(times: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.cli import main
-from fer_edge.device.svgchart import ChartBox, class_colors
 from fer_edge.labels import FER2013_CLASSES
+from fer_edge.report.svgchart import ChartBox, class_colors
 
 HEADLESS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

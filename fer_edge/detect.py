@@ -17,11 +17,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fer_edge.device.yunetlite import LiteYuNet
 from fer_edge.errors import FerEdgeError
 from fer_edge.facecrop import CROP_MODES
 from fer_edge.models import bundled_file
 from fer_edge.preprocess import to_gray
+from fer_edge.yunetlite import LiteYuNet
 
 DETECTORS: tuple[str, ...] = ("haar", "yunet")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -227,7 +227,7 @@ class YuNetDetector:
     """YuNet, a small CNN with more recall than Haar.
 
     A ``.tflite`` conversion runs on the TFLite interpreter
-    (:class:`~fer_edge.device.yunetlite.LiteYuNet`), the zoo's ONNX file through
+    (:class:`~fer_edge.yunetlite.LiteYuNet`), the zoo's ONNX file through
     ``cv2.FaceDetectorYN``; both decode to the same boxes, landmarks and scores.
     """
 

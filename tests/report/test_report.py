@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from fer_edge.cli import main
-from fer_edge.device.recording import RecordingBuilder, read_recording, summary_path_for
-from fer_edge.device.report import MAX_DRAWN_TRACKS, report_html
-from fer_edge.device.svgchart import MAX_STEPS, class_colors, nice_step, timeline_svg
+from fer_edge.report.html import MAX_DRAWN_TRACKS, report_html
+from fer_edge.report.recording import RecordingBuilder, read_recording, summary_path_for
+from fer_edge.report.svgchart import MAX_STEPS, class_colors, nice_step, timeline_svg
 
 CLASSES = ("happy", "sad", "neutral")
 

@@ -8,7 +8,7 @@ over the RSS at the end of warm-up.
 
 Usage (from the repository root, with the device extra installed)::
 
-    python benchmarks/soak.py [--frames 22000] [--out runs/soak] [--max-growth 0.05]
+    python tools/soak.py [--frames 22000] [--out runs/soak] [--max-growth 0.05]
 
 Prints the figures (and writes ``soak.json`` into ``--out``); exits 1 if growth is over
 ``--max-growth`` or the run failed.

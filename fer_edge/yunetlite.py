@@ -5,7 +5,7 @@ The network is OpenCV zoo's YuNet, converted layer for layer from its ONNX file
 XNNPACK runs it in about half the time OpenCV's DNN module takes (benchmarks/README.md, "The
 detector on the TFLite interpreter"), and on a Pi the interpreter is the runtime fer-edge
 already tunes. :class:`LiteYuNet` keeps ``cv2.FaceDetectorYN``'s interface (``setInputSize``,
-``detect`` returning rows of box, landmarks and score) so :class:`~fer_edge.device.detect.
+``detect`` returning rows of box, landmarks and score) so :class:`~fer_edge.detect.
 YuNetDetector` takes either.
 """
 

@@ -1,4 +1,4 @@
-"""``fer-edge report``: one self-contained HTML page per set of runs.
+"""The HTML report: one self-contained page per set of runs (``fer-edge report``, ``run --report``).
 
 For every run: a summary (frames, faces, fps, model, detector, source) and, per face id, a
 stacked timeline of the class probabilities over time and the share of time in each
@@ -14,23 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import click
-
 from fer_edge import __version__
-from fer_edge.atomic import check_output_file, check_output_folder, write_text
-from fer_edge.clitypes import FILE
-from fer_edge.device.faces import FrameResult
-from fer_edge.device.recording import (
-    SUMMARY_SUFFIX,
-    Recording,
-    RecordingBuilder,
-    Track,
-    read_recording,
-    read_summary,
-)
-from fer_edge.device.sinks import jsonl_record
-from fer_edge.device.svgchart import class_colors, share_bar_svg, timeline_svg
+from fer_edge.atomic import write_text
 from fer_edge.errors import FerEdgeError
+from fer_edge.faces import SUMMARY_SUFFIX, FrameResult, jsonl_record
+from fer_edge.report.recording import Recording, RecordingBuilder, Track
+from fer_edge.report.svgchart import class_colors, share_bar_svg, timeline_svg
 
 #: Faces drawn per run, most frames first; the others are listed in a table.
 MAX_DRAWN_TRACKS = 24
@@ -282,77 +271,3 @@ class ReportSink:
 
     def close(self) -> None:
         """Nothing to release: the report needs the run's summary, so the runner writes it."""
-
-
-def figures_folder(report: str | os.PathLike[str]) -> Path:
-    """Return where ``--png`` puts the figures of ``report.html``: ``report-figures/``."""
-    path = Path(report)
-    return path.with_name(path.stem + "-figures")
-
-
-@click.command("report")
-@click.argument("jsonl", nargs=-1, required=True, type=FILE)
-@click.option(
-    "--out",
-    "-o",
-    required=True,
-    type=FILE,
-    help="The HTML report to write.",
-)
-@click.option(
-    "--summary",
-    "summaries",
-    multiple=True,
-    type=FILE,
-    help="A 'fer-edge run --summary' file per JSONL, in the same order "
-    f"[default: NAME{SUMMARY_SUFFIX} beside NAME.jsonl, when there is one].",
-)
-@click.option("--title", help="The page title.")
-@click.option(
-    "--png",
-    is_flag=True,
-    help="Also write one PNG figure per face into OUT-figures/ (needs matplotlib).",
-)
-def report_cmd(
-    jsonl: tuple[Path, ...],
-    out: Path,
-    summaries: tuple[Path, ...],
-    title: str | None,
-    png: bool,
-) -> None:
-    """Turn the JSONL of one or more runs into an HTML report.
-
-    Per face id: a timeline of the class probabilities and the share of time in each
-    expression; per run: frames, faces, fps, model, detector and source. The page is one
-    self-contained file (no network, no external assets).
-
-    \b
-    Examples:
-      fer-edge run --source clip.mp4 --jsonl clip.jsonl --summary clip.summary.json
-      fer-edge report clip.jsonl --out clip.html
-      fer-edge report runs/*.jsonl --out all.html --png
-    """
-    check_output_file(out, "--out")
-    if png:
-        check_output_folder(figures_folder(out), "--png")
-    if summaries and len(summaries) != len(jsonl):
-        raise FerEdgeError(
-            f"--summary: give one per JSONL file ({len(jsonl)} files, {len(summaries)} "
-            "summaries), or none"
-        )
-    recordings = [
-        read_recording(path, read_summary(summaries[i]) if summaries else None)
-        for i, path in enumerate(jsonl)
-    ]
-    write_report(recordings, out, title)
-    faces = sum(len(r.tracks) for r in recordings)
-    click.echo(f"wrote {out}: {len(recordings)} runs, {faces} face ids", err=True)
-    if png:
-        from fer_edge.device.reportpng import MatplotlibMissing, write_pngs
-
-        try:
-            figures = write_pngs(recordings, figures_folder(out))
-        except MatplotlibMissing as exc:
-            click.echo(f"--png: {exc}; wrote the HTML only", err=True)
-        else:
-            click.echo(f"wrote {len(figures)} figures in {figures_folder(out)}", err=True)

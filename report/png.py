@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_edge.atomic import atomic_path
-from fer_edge.device.recording import Recording, Track
-from fer_edge.device.report import MAX_DRAWN_TRACKS
-from fer_edge.device.svgchart import class_colors
+from fer_edge.report.html import MAX_DRAWN_TRACKS
+from fer_edge.report.recording import Recording, Track
+from fer_edge.report.svgchart import class_colors
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

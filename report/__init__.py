@@ -1,0 +1,1 @@
+"""fer-edge analytics: runs read back (the JSONL the device writes) into reports."""
