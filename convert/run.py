@@ -36,10 +36,15 @@ from fer_edge.evaluate import Evaluation, eval_set_of, evaluate
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.runtime import Runtime, load_runtime
 from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.adjust import fold_into_last_layer, shift_of
 from fer_edge.train.distribute import Distribution, make_distribution
 
 Log = Callable[[str], None]
 INT8_METHODS = frozenset({"ptq-int8", "qat-int8", "pqat-int8"})
+
+
+#: Training metadata every export keeps: whose labels it learnt, its logit adjustment.
+INHERITED_EXTRA = ("label_set", "logit_shift")
 
 
 def percent_tag(sparsity: float) -> str:
@@ -102,6 +107,8 @@ class _Exporter:
                 "target_sparsity": target_sparsity,
                 "float_model": self.float_name,
                 "source": self.source.path.name,
+                # What the training recorded about the model's outputs, kept with them.
+                **{k: meta.extra[k] for k in INHERITED_EXTRA if k in meta.extra},
             },
         )
         path = write_tflite(self.out / f"{self.name}_{tag}.tflite", flatbuffer, meta)
@@ -241,6 +248,14 @@ def convert(
     return report
 
 
+def _copy(model: Any) -> Any:
+    """Return an independent copy of a Keras model, weights included."""
+    _, keras = tf_and_keras()
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _prune_and_quantise(
     options: ConvertOptions,
     source: SourceModel,
@@ -256,20 +271,32 @@ def _prune_and_quantise(
     )
     tune = options.fine_tune
     model, target = source.model, options.prune
+    # A logit adjustment (train --logit-adjust) is a post-hoc shift, not something to train:
+    # fine-tuning would learn it away. Fine-tune the model as trained; fold it back before
+    # each export.
+    shift = shift_of(source.meta.extra)
+    if shift is not None:
+        model = _copy(model)
+        fold_into_last_layer(model, -shift)
+        log("logit adjustment: fine-tuning without it, folded back into every export")
     step = time.perf_counter()
     prune_record: dict[str, Any] = {}
     if target is not None:
         tag = percent_tag(target)
         log(f"pruning to {100 * target:.0f}% sparsity over {tune.epochs} fine-tuning epochs")
         with scope():
-            model, tuned = prune_model(source.model, target, data, tune, seed=options.seed)
+            model, tuned = prune_model(model, target, data, tune, seed=options.seed)
         log(
             f"pruned conv/dense kernels: {100 * pruned_kernel_sparsity(model):.1f}% zeros; "
             f"Keras val accuracy {100 * tuned.val_accuracy:.1f}%"
         )
         prune_record = {"prune_epochs": tune.epochs}
+        exported = model
+        if shift is not None:
+            exported = _copy(model)
+            fold_into_last_layer(exported, shift)
         exporter.export(
-            to_tflite(model),
+            to_tflite(exported),
             f"pruned{tag}_float32",
             "pruned-float",
             step,
@@ -287,6 +314,8 @@ def _prune_and_quantise(
         qat = quantisation_aware(model, preserve_sparsity=preserve, model_path=source.path)
         tuned = fine_tune(qat, data, tune, seed=options.seed)
     log(f"QAT Keras val accuracy {100 * tuned.val_accuracy:.1f}% (fake-quantised, before export)")
+    if shift is not None:
+        fold_into_last_layer(qat, shift)
     if preserve and target is not None:
         tag, method = f"pqat{percent_tag(target)}_int8", "pqat-int8"
     else:

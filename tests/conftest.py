@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FER2013 = SHARED / "data" / "fer2013"
+FERPLUS = SHARED / "data" / "ferplus"
 YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
 
 
@@ -21,6 +22,13 @@ def fer2013_root() -> Path:
     if not (FER2013 / "train").is_dir():
         pytest.skip("../shared/data/fer2013 not present")
     return FER2013
+
+
+@pytest.fixture(scope="session")
+def ferplus_root() -> Path:
+    if not (FERPLUS / "FER2013Valid" / "label.csv").is_file():
+        pytest.skip("../shared/data/ferplus not present")
+    return FERPLUS
 
 
 @pytest.fixture(scope="session", params=["onnx", "tflite"])

@@ -43,14 +43,25 @@ def logit_shift(labels: np.ndarray, num_classes: int, tau: float, below: float) 
 def fold_into_last_layer(model: Any, shift: np.ndarray) -> None:
     """Add ``shift`` to the bias of ``model``'s last layer (a Dense softmax), in place.
 
+    The last layer may be wrapped for pruning or quantisation-aware training (tfmot wrappers
+    keep the Dense as ``.layer``): the bias is the wrapped layer's, so the shift reaches the
+    exported model either way.
+
     Raises:
         FerEdgeError: the last layer has no bias of ``len(shift)`` units.
     """
     layer = model.layers[-1]
-    weights = layer.get_weights()
-    if len(weights) != 2 or weights[1].shape != shift.shape:
+    inner = getattr(layer, "layer", layer)
+    bias = getattr(inner, "bias", None)
+    if bias is None or tuple(bias.shape) != shift.shape:
         raise FerEdgeError(
             f"--logit-adjust: the model's last layer {layer.name!r} is not a Dense layer with "
             f"{len(shift)} biased outputs"
         )
-    layer.set_weights([weights[0], (weights[1] + shift).astype(weights[1].dtype)])
+    bias.assign(bias.numpy() + shift.astype(bias.dtype.as_numpy_dtype))
+
+
+def shift_of(extra: dict[str, Any]) -> np.ndarray | None:
+    """Return the logit shift a model's metadata records (``logit_shift``), or ``None``."""
+    values = extra.get("logit_shift")
+    return None if values is None else np.asarray(values, dtype=np.float32)

@@ -234,7 +234,7 @@ def train_cmd(
     \b
     Examples:
       fer-edge train --data ../shared/data/fer2013 --model edge --epochs 60 --out runs/edge
-      fer-edge train --data ../shared/data/fer2013 --recipe default --out runs/default
+      fer-edge train --data ../shared/data/fer2013 --recipe fer2013 --out runs/default
       fer-edge train --data D --out runs/kd --teacher runs/a/model.keras --teacher b.tflite
     Ctrl-C keeps the last finished epoch; continue with --resume.
     """

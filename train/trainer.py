@@ -784,6 +784,7 @@ def finish_run(
             "params": params,
             "macs": macs,
             "best_epoch": state["best_epoch"],
+            "label_set": dataset.label_set,
             **({"logit_shift": [round(float(v), 4) for v in shift]} if shift is not None else {}),
         },
     )

@@ -258,11 +258,13 @@ def test_bad_input_is_one_line(args, message, tiny_tflite, tiny_dataset):
     assert "Traceback" not in result.output
 
 
-def test_no_models_benches_the_bundled_pair():
+def test_no_models_benches_the_bundled_pairs():
     report = bench(BenchOptions(config=FAST))
-    assert {r.model for r in report.rows} == {"default_float32", "default_int8"}
-    int8 = next(r for r in report.rows if r.model == "default_int8")
-    assert int8.vs_float is not None and int8.vs_float.float_model == "default_float32"
+    names = {f"{n}_{k}" for n in ("default", "fer2013") for k in ("int8", "float32")}
+    assert {r.model for r in report.rows} == names
+    for name in ("default", "fer2013"):
+        int8 = next(r for r in report.rows if r.model == f"{name}_int8")
+        assert int8.vs_float is not None and int8.vs_float.float_model == f"{name}_float32"
 
 
 def test_no_models_and_none_bundled_says_what_to_do(monkeypatch):

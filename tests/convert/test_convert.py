@@ -346,3 +346,33 @@ def test_quantised_models_track_float_on_real_faces(tmp_path, fer2013_root):
     qat = report.by_method("qat-int8")
     assert tensor_dtypes(qat.path)[2] <= {"int8", "int32"}
     assert qat.val_accuracy >= float_model.val_accuracy - 0.03
+
+
+def test_a_logit_adjustment_survives_qat(tmp_path, grating_data, edge_model, val_split):
+    """QAT fine-tunes the model as trained and folds the recorded shift back before export."""
+    from fer_edge.evaluate import load_keras_model
+    from fer_edge.modelmeta import add_to_zip_model
+    from fer_edge.train.adjust import fold_into_last_layer
+
+    # Lift class 0 by 40 nats (more than the confident model's logit gaps), as train
+    # --logit-adjust records a shift in model.keras.
+    shift = np.zeros(7, np.float32)
+    shift[0] = 40.0
+    model = load_keras_model(edge_model)
+    fold_into_last_layer(model, shift)
+    adjusted = tmp_path / "adjusted.keras"
+    model.save(adjusted)
+    meta = read_meta(edge_model)
+    extra = {**meta.extra, "logit_shift": shift.tolist()}
+    add_to_zip_model(adjusted, ModelMeta(meta.labels, meta.input, meta.name, extra), replace=True)
+    report = convert_int8(adjusted, grating_data, tmp_path / "out")
+    said = {}
+    for exported in report.models:
+        probs = FaceClassifier(exported.path).probabilities_batch(val_split.images)
+        said[exported.method] = float(np.mean(np.argmax(probs, axis=1) == 0))
+    # Both the float reference and the QAT int8 model carry the lift: class 0 is said for
+    # (nearly) every face, not for its share (1 in 7). Without the fold-back, the int8 model,
+    # fine-tuned without the shift, would say it for about 1 in 7.
+    assert said["float"] > 0.9
+    assert said["qat-int8"] > 0.9
+    assert read_meta(report.models[-1].path).extra["logit_shift"][0] == 40.0

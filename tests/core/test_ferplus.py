@@ -11,10 +11,6 @@ from fer_edge.ferplus import VOTE_COLUMNS, majority, vote_distribution
 from fer_edge.labels import FER2013_CLASSES, resolve_classes
 from fer_edge.synthetic import write_ferplus_dataset
 
-from ..conftest import SHARED
-
-FERPLUS = SHARED / "data" / "ferplus"
-
 
 def _votes(**counts: int) -> np.ndarray:
     return np.array([counts.get(c, 0) for c in VOTE_COLUMNS], dtype=np.float32)
@@ -106,9 +102,8 @@ def test_missing_split_names_the_folder(tmp_path):
         load_eval_set(root, "val", ModelMeta(FER2013_CLASSES))
 
 
-@pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason="no ../shared FER+ data")
-def test_shared_ferplus_counts_match_its_readme():
-    dataset = load_dataset(FERPLUS, splits=("val",))
+def test_shared_ferplus_counts_match_its_readme(ferplus_root):
+    dataset = load_dataset(ferplus_root, splits=("val",))
     assert len(dataset.split("val")) == 3175
     assert dataset.counts("val") == {
         "angry": 289,

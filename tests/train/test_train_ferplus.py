@@ -16,7 +16,7 @@ from fer_edge.synthetic import write_ferplus_dataset, write_folder_dataset
 
 
 @pytest.fixture(scope="module")
-def ferplus_root(tmp_path_factory):
+def tiny_ferplus(tmp_path_factory):
     return write_ferplus_dataset(
         tmp_path_factory.mktemp("fp") / "ferplus", {"train": 40, "val": 10}
     )
@@ -43,9 +43,9 @@ def _train(args, tmp_path):
 
 
 @pytest.mark.parametrize("targets", ["votes", "sample"])
-def test_train_on_votes_writes_a_ferplus_run(targets, ferplus_root, tmp_path):
+def test_train_on_votes_writes_a_ferplus_run(targets, tiny_ferplus, tmp_path):
     result = _train(
-        ["--data", str(ferplus_root), "--targets", targets, "--class-weight", "0.5"], tmp_path
+        ["--data", str(tiny_ferplus), "--targets", targets, "--class-weight", "0.5"], tmp_path
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -57,22 +57,22 @@ def test_train_on_votes_writes_a_ferplus_run(targets, ferplus_root, tmp_path):
     assert 0.0 <= metrics["metrics"]["balanced_recall"] <= 1.0
 
 
-def test_joint_targets_mix_votes_with_the_fer2013_label(ferplus_root, tmp_path):
+def test_joint_targets_mix_votes_with_the_fer2013_label(tiny_ferplus, tmp_path):
     from fer_edge.train.joint import joint_targets
 
-    dataset = load_dataset(ferplus_root, splits=("train",))
+    dataset = load_dataset(tiny_ferplus, splits=("train",))
     train = dataset.split("train")
     # A FER2013 copy of every FER+ face, labelled one class over from its FER+ majority.
     fer2013 = tmp_path / "fer2013"
     for name, label in zip(train.names, train.labels, strict=True):
         other = FER2013_CLASSES[(int(label) + 1) % 7]
         (fer2013 / "train" / other).mkdir(parents=True, exist_ok=True)
-        shutil.copy(ferplus_root / "FER2013Train" / str(name), fer2013 / "train" / other / name)
+        shutil.copy(tiny_ferplus / "FER2013Train" / str(name), fer2013 / "train" / other / name)
     targets = joint_targets(dataset, train, str(fer2013), 0.25)
     own = np.eye(7)[(train.labels + 1) % 7]
     np.testing.assert_allclose(targets, 0.75 * train.votes + 0.25 * own, atol=1e-6)
     result = _train(
-        ["--data", str(ferplus_root), "--targets", "joint", "--joint-labels", str(fer2013)],
+        ["--data", str(tiny_ferplus), "--targets", "joint", "--joint-labels", str(fer2013)],
         tmp_path,
     )
     assert result.exit_code == 0, result.output
@@ -86,21 +86,21 @@ def test_vote_targets_need_ferplus_data(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_joint_without_fer2013_labels_is_one_line(ferplus_root, tmp_path):
+def test_joint_without_fer2013_labels_is_one_line(tiny_ferplus, tmp_path):
     result = _train(
-        ["--data", str(ferplus_root), "--targets", "joint", "--joint-labels", str(tmp_path)],
+        ["--data", str(tiny_ferplus), "--targets", "joint", "--joint-labels", str(tmp_path)],
         tmp_path,
     )
     assert result.exit_code != 0
     assert "--joint-labels:" in result.output and "has no train/ folder" in result.output
 
 
-def test_ferplus_model_converts_to_int8_and_evaluates_on_both_label_sets(ferplus_root, tmp_path):
+def test_ferplus_model_converts_to_int8_and_evaluates_on_both_label_sets(tiny_ferplus, tmp_path):
     """train --targets votes -> convert --int8 on FER+ -> eval and bench against FER+."""
     from fer_edge.bench.config import BenchConfig
     from fer_edge.bench.measure import BenchOptions, bench
 
-    result = _train(["--data", str(ferplus_root), "--targets", "votes"], tmp_path)
+    result = _train(["--data", str(tiny_ferplus), "--targets", "votes"], tmp_path)
     assert result.exit_code == 0, result.output
     out = tmp_path / "models"
     result = CliRunner().invoke(
@@ -109,7 +109,7 @@ def test_ferplus_model_converts_to_int8_and_evaluates_on_both_label_sets(ferplus
             "convert",
             str(tmp_path / "run" / "model.keras"),
             "--data",
-            str(ferplus_root),
+            str(tiny_ferplus),
             "--out",
             str(out),
             "--int8",
@@ -121,13 +121,13 @@ def test_ferplus_model_converts_to_int8_and_evaluates_on_both_label_sets(ferplus
     )
     assert result.exit_code == 0, result.output
     int8 = next(out.glob("*_qat_int8.tflite"))
-    result = CliRunner().invoke(main, ["eval", str(int8), "--data", str(ferplus_root)])
+    result = CliRunner().invoke(main, ["eval", str(int8), "--data", str(tiny_ferplus)])
     assert result.exit_code == 0, result.output
     assert "on ferplus val; 28 faces without a usable majority not scored" in result.output
     # One bench run, two label sets: the FER+ folder and a FER2013-style folder.
     fer = write_folder_dataset(tmp_path / "fer", {"train": 4, "val": 4})
     config = BenchConfig(warmup=1, repeats=3, rounds=1, threads=(1,), tta=("none",))
-    report = bench(BenchOptions(models=(int8,), data=(ferplus_root, fer), config=config))
+    report = bench(BenchOptions(models=(int8,), data=(tiny_ferplus, fer), config=config))
     assert [d.name for d in report.data] == ["ferplus val", "fer2013 val"]
     assert [d.unscored for d in report.data] == [28, 0]
     # The int8 model and its float parent (paired through the card), on both sets.

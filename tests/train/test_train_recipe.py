@@ -12,11 +12,11 @@ from fer_edge.train.recipes import RECIPES
 
 def test_recipe_fills_flags_and_the_command_line_wins(tiny_dataset, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "default"]
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "fer2013"]
     result = CliRunner().invoke(main, [*args, "--epochs", "1", "--batch-size", "32"])
     assert result.exit_code == 0, result.output
     options = json.loads((out / "state.json").read_text())["options"]
-    recipe = RECIPES["default"].flags
+    recipe = RECIPES["fer2013"].flags
     assert options["model"] == recipe["model"] == "edge"
     assert options["model_options"] == {}
     assert options["learning_rate"] == recipe["learning_rate"]
@@ -29,7 +29,7 @@ def test_recipe_fills_flags_and_the_command_line_wins(tiny_dataset, tmp_path):
 
 def test_recipe_with_resume_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(
-        main, ["train", "--out", str(tmp_path), "--resume", "--recipe", "default"]
+        main, ["train", "--out", str(tmp_path), "--resume", "--recipe", "fer2013"]
     )
     assert result.exit_code != 0
     assert "--recipe" in result.output and "Traceback" not in result.output
@@ -39,9 +39,9 @@ def test_recipe_model_options_reach_the_builder(tiny_dataset, tmp_path, monkeypa
     from fer_edge.train.recipes import Recipe
 
     flags = {"model": "edge", "model_option": ("width=0.25",), "epochs": 1, "shift": 0.2}
-    monkeypatch.setitem(RECIPES, "default", Recipe("test", flags))
+    monkeypatch.setitem(RECIPES, "fer2013", Recipe("test", flags))
     out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "default"]
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--recipe", "fer2013"]
     result = CliRunner().invoke(main, [*args, "--batch-size", "32", "--zoom", "0.15"])
     assert result.exit_code == 0, result.output
     options = json.loads((out / "state.json").read_text())["options"]
@@ -50,3 +50,12 @@ def test_recipe_model_options_reach_the_builder(tiny_dataset, tmp_path, monkeypa
     augment = options["augment"]
     assert (augment["shift"], augment["zoom"], augment["rotation"]) == (0.2, 0.15, 10.0)
     assert json.loads((out / "metrics.json").read_text())["params"] < 100_000
+
+
+def test_every_recipe_flag_is_a_train_option():
+    from fer_edge.train.cli import train_cmd
+
+    names = {p.name for p in train_cmd.params}
+    for name, recipe in RECIPES.items():
+        assert set(recipe.flags) <= names, name
+    assert RECIPES["ferplus"].flags["targets"] == "votes"
