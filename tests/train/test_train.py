@@ -43,7 +43,7 @@ def _fit_one_step(model, channels):
 
 @pytest.mark.parametrize("name", FAST_FAMILIES)
 def test_registry_model_builds_fits_and_survives_qat(name):
-    from fer_edge.convert.quantize import qat_model
+    from fer_edge.convert.qat import qat_model
     from fer_edge.train.models import REGISTRY, build_model, count_macs
 
     family = REGISTRY[name]
@@ -58,7 +58,7 @@ def test_registry_model_builds_fits_and_survives_qat(name):
 
 @pytest.mark.slow
 def test_efficientnet_survives_qat():
-    from fer_edge.convert.quantize import qat_model
+    from fer_edge.convert.qat import qat_model
     from fer_edge.train.models import build_model
 
     model = build_model("efficientnetb0", (48, 48, 3), 7)

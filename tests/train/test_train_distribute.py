@@ -236,9 +236,9 @@ def test_convert_refuses_mixed_precision_and_multi_worker(tmp_path):
 
 @needs_bf16
 def test_mixed_precision_trains_and_exports_float32_and_int8_tflite(tmp_path):
+    from fer_edge.convert.conversion import convert
     from fer_edge.convert.export import to_tflite
     from fer_edge.convert.options import ConvertOptions
-    from fer_edge.convert.run import convert
     from fer_edge.convert.source import load_source
     from fer_edge.convert.tflite_info import inspect_tflite
     from fer_edge.tfcompat import tf_and_keras
