@@ -3,9 +3,9 @@
 Importing this package does not import TensorFlow; :func:`convert` does, when called.
 """
 
+from fer_edge.convert.conversion import convert
 from fer_edge.convert.options import PTQ_CHOICES, ConvertOptions, FineTuneOptions
 from fer_edge.convert.results import ConvertReport, EdgeTpuResult, ExportedModel
-from fer_edge.convert.run import convert
 
 __all__ = [
     "PTQ_CHOICES",

@@ -1,4 +1,4 @@
-"""``fer-edge convert``: parse flags, call :func:`fer_edge.convert.run.convert`, print the table."""
+"""``fer-edge convert``: parse flags, call :func:`fer_edge.convert.convert`, print the table."""
 
 from __future__ import annotations
 
@@ -107,9 +107,9 @@ def convert_cmd(
       fer-edge convert runs/edge/model.keras --data DATA --prune 0.5 --int8
     Every X.tflite carries its labels and input spec, with a model card X.json beside it.
     """
+    from fer_edge.convert.conversion import convert
     from fer_edge.convert.options import ConvertOptions, FineTuneOptions
     from fer_edge.convert.report import summary
-    from fer_edge.convert.run import convert
     from fer_edge.train.inputs import NO_AUGMENT
 
     options = ConvertOptions(

@@ -18,8 +18,10 @@ from fer_edge.detect import Box
 
 
 @dataclass(frozen=True)
-class Track:
-    """A face carried over from the previous frame.
+class SmoothedFace:
+    """A face carried over from the previous frame, as the smoother remembers it.
+
+    Not a face's whole track through a run: that is the report's ``Track``.
 
     Attributes:
         box: its box in that frame.
@@ -59,7 +61,7 @@ class EmaSmoother:
             raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
         self.alpha = float(alpha)
         self.iou_threshold = float(iou_threshold)
-        self.tracks: list[Track] = []
+        self.tracks: list[SmoothedFace] = []
         self._last_id = 0
 
     def update(self, boxes: Sequence[Box], probs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -76,7 +78,7 @@ class EmaSmoother:
             raise ValueError(f"{len(boxes)} boxes but {len(probs)} probability vectors")
         matches = self._match(boxes)
         smoothed: list[np.ndarray] = []
-        tracks: list[Track] = []
+        tracks: list[SmoothedFace] = []
         for i, (box, p) in enumerate(zip(boxes, probs, strict=True)):
             p = np.asarray(p, dtype=np.float32)
             previous = matches.get(i)
@@ -87,11 +89,11 @@ class EmaSmoother:
                 out = (self.alpha * p + (1.0 - self.alpha) * previous.probs).astype(np.float32)
                 frames, face_id = previous.frames + 1, previous.id
             smoothed.append(out)
-            tracks.append(Track(box, out, frames, face_id))
+            tracks.append(SmoothedFace(box, out, frames, face_id))
         self.tracks = tracks
         return smoothed
 
-    def _match(self, boxes: Sequence[Box]) -> dict[int, Track]:
+    def _match(self, boxes: Sequence[Box]) -> dict[int, SmoothedFace]:
         pairs = sorted(
             (
                 (box.iou(track.box), i, j)
@@ -100,7 +102,7 @@ class EmaSmoother:
             ),
             reverse=True,
         )
-        matched: dict[int, Track] = {}
+        matched: dict[int, SmoothedFace] = {}
         used: set[int] = set()
         for overlap, i, j in pairs:
             if overlap < self.iou_threshold:

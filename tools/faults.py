@@ -316,7 +316,7 @@ def _check_train_state(out: Path, steps: int, tally: Tally) -> None:
     if not state_path.exists():
         return
     from fer_edge.tfcompat import tf_and_keras
-    from fer_edge.train.trainer import RunPaths
+    from fer_edge.train.runfolder import RunPaths
 
     state = json.loads(state_path.read_text())
     paths = RunPaths(out)
@@ -349,7 +349,7 @@ def fault_train(root: Path, data: Path, rounds: int, rng: random.Random) -> tupl
     if not (baseline / "model.keras").exists():
         raise RuntimeError(f"train: the complete run failed: {folder / 'baseline.stderr.txt'}")
     from fer_edge.tfcompat import tf_and_keras
-    from fer_edge.train.trainer import RunPaths
+    from fer_edge.train.runfolder import RunPaths
 
     state = json.loads((baseline / "state.json").read_text())
     last = RunPaths(baseline).checkpoint(state, "last")

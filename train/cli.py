@@ -263,7 +263,9 @@ def train_cmd(
                 kwargs[name] = value
     from fer_edge.train.distill import DistillOptions
     from fer_edge.train.inputs import NO_AUGMENT, AugmentOptions
-    from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     if not kwargs["out"]:
         raise FerEdgeError("--out is required (the run folder, e.g. runs/edge)")

@@ -17,11 +17,12 @@ from fer_edge.preprocess import InputSpec
 from fer_edge.runtime import load_average
 from fer_edge.synthetic import synthetic_images
 from fer_edge.tfcompat import tf_and_keras
+from fer_edge.train.callbacks import throughput_callback
 from fer_edge.train.distribute import Distribution, make_distribution
 from fer_edge.train.inputs import AugmentOptions, make_dataset
 from fer_edge.train.models import get_family
 from fer_edge.train.precision import apply_precision, plan_precision
-from fer_edge.train.trainer import compile_model, throughput_callback
+from fer_edge.train.trainer import compile_model
 
 Log = Callable[[str], None]
 

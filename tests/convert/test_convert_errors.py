@@ -234,12 +234,12 @@ def test_cli_converts_and_prints_the_table(models, data7, tmp_path):
 
 
 def test_out_under_a_file_fails_before_the_data_loads(models, data7, tmp_path, monkeypatch):
-    import fer_edge.convert.run as convert_run
+    import fer_edge.convert.conversion as conversion
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the data was loaded before --out was checked")
 
-    monkeypatch.setattr(convert_run, "load_for_model", no_loading)
+    monkeypatch.setattr(conversion, "load_for_model", no_loading)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
     with pytest.raises(FerEdgeError, match="--out: cannot create .*blocker is a file"):

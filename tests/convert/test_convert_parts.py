@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_edge.convert.conversion import percent_tag
 from fer_edge.convert.edgetpu import (
     HOW_TO,
     compile_for_edgetpu,
@@ -20,7 +21,6 @@ from fer_edge.convert.edgetpu import (
 from fer_edge.convert.prune import schedule_for
 from fer_edge.convert.report import format_table
 from fer_edge.convert.results import ExportedModel
-from fer_edge.convert.run import percent_tag
 from fer_edge.convert.sparsity import kernel_sparsity
 from fer_edge.convert.tflite_info import inspect_tflite
 from fer_edge.errors import FerEdgeError

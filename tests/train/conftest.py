@@ -11,7 +11,8 @@ from fer_edge.synthetic import write_folder_dataset
 def trained_run(tmp_path_factory):
     """A real short training run of a slim edge model on learnable generated data."""
     from fer_edge.train.inputs import AugmentOptions
-    from fer_edge.train.trainer import TrainOptions, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.trainer import train
 
     # Enough steps (~45 per epoch) for BatchNorm's moving statistics to settle.
     root = write_folder_dataset(tmp_path_factory.mktemp("d") / "data", {"train": 120, "val": 20})

@@ -43,7 +43,7 @@ def _fit_one_step(model, channels):
 
 @pytest.mark.parametrize("name", FAST_FAMILIES)
 def test_registry_model_builds_fits_and_survives_qat(name):
-    from fer_edge.convert.quantize import qat_model
+    from fer_edge.convert.qat import qat_model
     from fer_edge.train.models import REGISTRY, build_model, count_macs
 
     family = REGISTRY[name]
@@ -58,7 +58,7 @@ def test_registry_model_builds_fits_and_survives_qat(name):
 
 @pytest.mark.slow
 def test_efficientnet_survives_qat():
-    from fer_edge.convert.quantize import qat_model
+    from fer_edge.convert.qat import qat_model
     from fer_edge.train.models import build_model
 
     model = build_model("efficientnetb0", (48, 48, 3), 7)
@@ -104,7 +104,8 @@ def test_short_training_reaches_a_real_accuracy_floor(trained_run):
 def test_sgd_nesterov_with_weight_decay_learns_and_is_kept_in_the_checkpoint(tmp_path):
     from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.inputs import AugmentOptions
-    from fer_edge.train.trainer import TrainOptions, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.trainer import train
 
     root = write_folder_dataset(tmp_path / "data", {"train": 120, "val": 20})
     options = TrainOptions(
@@ -237,7 +238,9 @@ def test_interrupt_then_resume_continues_from_the_saved_epoch(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == done
 
-    from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     saved = load_options_for_resume(out)
     # Resume the same run, shortened so the test stays quick: epochs done+2.

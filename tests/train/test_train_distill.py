@@ -98,7 +98,9 @@ def test_a_student_learns_from_the_teacher_alone(trained_run, tmp_path):
 
 
 def test_a_distilled_run_resumes_without_asking_the_teacher_again(trained_run, tmp_path):
-    from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     teacher, options = trained_run
     root = options.data

@@ -69,7 +69,7 @@ needs_bf16 = pytest.mark.skipif(not _has_bf16(), reason="CPU without avx512_bf16
 
 
 def test_old_state_json_options_get_the_defaults():
-    from fer_edge.train.trainer import TrainOptions
+    from fer_edge.train.options import TrainOptions
 
     options = TrainOptions.from_dict(OLD_OPTIONS)
     assert options.strategy == "auto" and options.precision == "float32"
@@ -80,7 +80,9 @@ def test_old_state_json_options_get_the_defaults():
 def test_a_run_from_before_the_strategy_flags_resumes(tmp_path):
     from fer_edge.tfcompat import tf_and_keras
     from fer_edge.train.models import build_model
-    from fer_edge.train.trainer import TrainOptions, load_options_for_resume, train
+    from fer_edge.train.options import TrainOptions
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     # A run folder as the previous release wrote it after epoch 1: a compiled checkpoint and
     # a state.json whose options have no strategy or precision.
@@ -234,9 +236,9 @@ def test_convert_refuses_mixed_precision_and_multi_worker(tmp_path):
 
 @needs_bf16
 def test_mixed_precision_trains_and_exports_float32_and_int8_tflite(tmp_path):
+    from fer_edge.convert.conversion import convert
     from fer_edge.convert.export import to_tflite
     from fer_edge.convert.options import ConvertOptions
-    from fer_edge.convert.run import convert
     from fer_edge.convert.source import load_source
     from fer_edge.convert.tflite_info import inspect_tflite
     from fer_edge.tfcompat import tf_and_keras
@@ -289,7 +291,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from fer_edge.cli import main
-    from fer_edge.train.trainer import load_options_for_resume, train
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     data, out, conv = sys.argv[1:4]
     tiny = sys.argv[4:]
@@ -306,7 +309,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
 RESUME_SCRIPT = textwrap.dedent(
     """
     import dataclasses, sys
-    from fer_edge.train.trainer import load_options_for_resume, train
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     out = sys.argv[1]
     options = load_options_for_resume(out)

@@ -36,7 +36,7 @@ def _keras():
 
 def _options(data: Path, out: Path, epochs: int):
     from fer_edge.train.inputs import NO_AUGMENT
-    from fer_edge.train.trainer import TrainOptions
+    from fer_edge.train.options import TrainOptions
 
     return TrainOptions(
         data=str(data),
@@ -185,7 +185,7 @@ def _half_epoch_as_old_code_wrote_it(out: Path, steps: int) -> None:
 
 def test_old_state_files_are_read_and_a_recorded_half_epoch_is_found(interrupted, tmp_path,
                                                                      capsys):  # fmt: skip
-    from fer_edge.train.trainer import RunPaths, _epochs_in, load_options_for_resume
+    from fer_edge.train.runfolder import RunPaths, epochs_in, load_options_for_resume
 
     _, original, steps, _ = interrupted
     out = tmp_path / "run"
@@ -197,19 +197,20 @@ def test_old_state_files_are_read_and_a_recorded_half_epoch_is_found(interrupted
     assert paths.checkpoint(state, "last") == paths.last
     assert paths.checkpoint(state, "best") == paths.best
     model = _keras().models.load_model(paths.last, compile=True)
-    assert _epochs_in(model, state, steps) == INTERRUPT_EPOCH
+    assert epochs_in(model, state["epoch"], steps) == INTERRUPT_EPOCH
     assert capsys.readouterr().err == ""
 
     _half_epoch_as_old_code_wrote_it(out, steps)
     state = json.loads(paths.state.read_text())
     model = _keras().models.load_model(paths.last, compile=True)
-    assert _epochs_in(model, state, steps) == INTERRUPT_EPOCH
+    assert epochs_in(model, state["epoch"], steps) == INTERRUPT_EPOCH
     assert f"epoch {INTERRUPT_EPOCH + 1} is trained again" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_resume_reads_a_state_written_before_issue_16(interrupted, tmp_path):
-    from fer_edge.train.trainer import load_options_for_resume, train
+    from fer_edge.train.runfolder import load_options_for_resume
+    from fer_edge.train.trainer import train
 
     data, original, steps, _ = interrupted
     out = tmp_path / "run"
