@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fer_edge.atomic import check_output_file, write_json
+from fer_edge.atomic import write_json
 from fer_edge.classifier import TTA_CHOICES
 from fer_edge.clitypes import FILE, FiniteFloat, runtime_option
 from fer_edge.device.batch import expand_sources, run_batch
@@ -16,8 +16,9 @@ from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.sinks import StatusSink
-from fer_edge.device.sources import MAX_FRAME_SIDE
+from fer_edge.device.sources import DEFAULT_MAX_PIXELS, MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
+from fer_edge.outputs import check_outputs
 
 
 def parse_size(
@@ -120,6 +121,14 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @click.option("--min-face", default=40, help="Smallest face side in pixels.")
 @click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    metavar="N",
+    help="Images (by their header, before decoding) and video frames over N pixels are "
+    "skipped and counted: 50 MP is about 150 MB decoded, which a Raspberry Pi can hold.",
+)
+@click.option(
     "--smooth",
     "smooth_alpha",
     type=FiniteFloat(),
@@ -184,6 +193,7 @@ def run_cmd(
     every: int,
     margin: float | None,
     min_face: int,
+    max_pixels: int,
     smooth_alpha: float,
     no_smooth: bool,
     jsonl: str | None,
@@ -212,8 +222,6 @@ def run_cmd(
       fer-edge run -s clip.mp4 --every 3 --csv faces.csv --report report.html
       fer-edge run -s 'videos/*.mp4' --out-dir results --save-videos
     """
-    if summary_path is not None:
-        check_output_file(summary_path, "--summary")
     batch = expand_sources(sources)
     options = RunOptions(
         model=model,
@@ -232,6 +240,7 @@ def run_cmd(
         every=every,
         margin=margin,
         min_face=min_face,
+        max_pixels=max_pixels,
         smoothing=None if no_smooth else smooth_alpha,
         jsonl=jsonl,
         save=save,
@@ -249,10 +258,12 @@ def run_cmd(
             "--save-videos: writes one video per source into --out-dir; for one source without "
             "--out-dir use --save FILE"
         )
+    # Every output against every input and every other output, before the model loads.
+    check_outputs([*options.outputs(), ("--summary", summary_path)], options.inputs())
     summary = run(options)
     click.echo(summary.format(), err=True)
     if summary_path is not None:
-        write_json(summary_path, summary.to_dict())
+        write_json(summary_path, summary.to_dict(), "--summary")
     if summary.interrupted:
         raise Interrupted(summary.stop_signal or signal.SIGINT)
     if not summary.frames:

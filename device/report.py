@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from fer_edge import __version__
-from fer_edge.atomic import check_output_file, check_output_folder, write_text
+from fer_edge.atomic import check_output_folder, write_text
 from fer_edge.clitypes import FILE
 from fer_edge.device.faces import FrameResult
 from fer_edge.device.recording import (
@@ -31,6 +31,7 @@ from fer_edge.device.recording import (
 from fer_edge.device.sinks import jsonl_record
 from fer_edge.device.svgchart import class_colors, share_bar_svg, timeline_svg
 from fer_edge.errors import FerEdgeError
+from fer_edge.outputs import check_outputs
 
 #: Faces drawn per run, most frames first; the others are listed in a table.
 MAX_DRAWN_TRACKS = 24
@@ -332,7 +333,8 @@ def report_cmd(
       fer-edge report clip.jsonl --out clip.html
       fer-edge report runs/*.jsonl --out all.html --png
     """
-    check_output_file(out, "--out")
+    inputs = [*(("JSONL", path) for path in jsonl), *(("--summary", path) for path in summaries)]
+    check_outputs([("--out", out)], inputs)
     if png:
         check_output_folder(figures_folder(out), "--png")
     if summaries and len(summaries) != len(jsonl):

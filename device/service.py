@@ -23,6 +23,7 @@ import click
 
 from fer_edge.atomic import write_text
 from fer_edge.errors import FerEdgeError
+from fer_edge.outputs import check_outputs
 
 UNIT = "fer-edge.service"
 #: Words systemd reads literally without quotes (``%`` and ``$`` are doubled first).
@@ -106,7 +107,7 @@ def write_unit(out: str | os.PathLike[str], text: str) -> Path:
         FerEdgeError: the folder is not writable (``/etc/systemd/system`` needs sudo).
     """
     try:
-        return write_text(out, text)
+        return write_text(out, text, "--out")
     except OSError as exc:
         hint = " (try sudo)" if isinstance(exc, PermissionError) else ""
         raise FerEdgeError(f"--out: cannot write {out} ({exc.strerror}){hint}") from None
@@ -155,6 +156,8 @@ def service_cmd(user: str, workdir: Path, python: Path, out: str, run_args: tupl
         if out == "-":
             click.echo(text, nl=False)
             return
+        # A symlinked unit is written through; a device or FIFO is refused, never replaced.
+        check_outputs([("--out", out)], [("--python", python)])
         path = write_unit(out, text)
     except FerEdgeError as exc:
         # Also one line when started as `python -m fer_edge.device.service`, outside fer-edge.
