@@ -15,6 +15,7 @@ from fer_edge.device.batch import expand_sources, run_batch
 from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
+from fer_edge.device.serveauth import TOKEN_ENV, read_token
 from fer_edge.device.sinks import StatusSink
 from fer_edge.device.sources import DEFAULT_MAX_PIXELS, MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
@@ -171,6 +172,14 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "HOST is given, e.g. --serve 0.0.0.0:8080 for the whole network.",
 )
 @click.option(
+    "--serve-token",
+    envvar=TOKEN_ENV,
+    metavar="TOKEN|@FILE",
+    help="The live view's credential (or read it from FILE); also from $"
+    f"{TOKEN_ENV}. Off loopback it is always required: without one, a random token is "
+    "printed once in the URL.",
+)
+@click.option(
     "--summary",
     "summary_path",
     type=FILE,
@@ -204,6 +213,7 @@ def run_cmd(
     save_videos: bool,
     display: bool,
     serve: str | None,
+    serve_token: str | None,
     summary_path: Path | None,
 ) -> None:
     """Detect faces in frames and classify their expressions.
@@ -248,6 +258,7 @@ def run_cmd(
         report=report_path,
         display=display,
         serve=serve,
+        serve_token=None if serve_token is None else read_token(serve_token),
         sinks=[StatusSink()] if sys.stderr.isatty() else [],
     )
     if len(batch) > 1 or out_dir is not None:
@@ -287,6 +298,7 @@ def _run_batch(
         "--report": options.report,
         "--summary": summary_path,
         "--serve": options.serve,
+        "--serve-token": options.serve_token,
     }
     for flag, value in single.items():
         if value is not None:

@@ -118,6 +118,8 @@ class RunOptions:
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
+        serve_token: the live view's credential (``None``: none on loopback, a random one
+            printed once on any other address; see :mod:`fer_edge.device.serveauth`).
         sinks: extra sinks (e.g. a live view); :func:`run` closes them too.
     """
 
@@ -146,6 +148,7 @@ class RunOptions:
     report: Path | None = None
     display: bool = False
     serve: str | None = None
+    serve_token: str | None = None
     sinks: list[Sink] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -339,7 +342,7 @@ def _build_sinks(
         add(DisplaySink())
     if options.serve is not None:
         info = {"source": source.description, **(run_info or {})}
-        add(LiveServer(parse_address(options.serve), timings, info))
+        add(LiveServer(parse_address(options.serve), timings, info, token=options.serve_token))
     # Callers' sinks were built by them, but closing them is part of ending a run.
     for sink in options.sinks:
         add(sink)
