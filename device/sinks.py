@@ -24,8 +24,8 @@ import numpy as np
 
 from fer_edge.atomic import PendingFile, write_error
 from fer_edge.device.faces import FaceResult, FrameResult
-from fer_edge.device.sources import quiet_stderr
 from fer_edge.errors import FerEdgeError, OutputError
+from fer_edge.quiet import quiet_stderr
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}

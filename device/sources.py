@@ -28,6 +28,7 @@ import numpy as np
 from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.device.imageheader import image_size
 from fer_edge.errors import FerEdgeError
+from fer_edge.quiet import quiet_stderr
 
 #: Largest ``--size`` side: 8K (DCI 8192x4320) and a little room; beyond it a resized frame
 #: takes gigabytes and OpenCV fails deep inside ``cv2.resize``.
@@ -101,31 +102,6 @@ def _fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or (image.shape[1], image.shape[0]) == size:
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-@contextlib.contextmanager
-def quiet_stderr(into: int | None = None) -> Iterator[None]:
-    """Point file descriptor 2 at ``into`` (default ``/dev/null``) for the block.
-
-    Native libraries (libjpeg, FFmpeg, OpenCV) write to fd 2 directly, past ``sys.stderr``.
-    Whatever other threads print meanwhile goes the same way, so keep the block short.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): nothing to quiet
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY) if into is None else None
-    target = null if null is not None else into
-    assert target is not None  # one of the two is always set
-    try:
-        os.dup2(target, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        if null is not None:
-            os.close(null)
 
 
 class DecoderNoise:

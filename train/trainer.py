@@ -21,10 +21,17 @@ import numpy as np
 
 from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
-from fer_edge.errors import FerEdgeError, Interrupted, raise_interrupted, sigterm_interrupts
+from fer_edge.errors import (
+    FerEdgeError,
+    Interrupted,
+    first_line,
+    raise_interrupted,
+    sigterm_interrupts,
+)
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
+from fer_edge.runlock import folder_lock
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
 from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES, TARGETS
@@ -481,10 +488,15 @@ def _evaluate(
 def load_options_for_resume(out: str | Path) -> TrainOptions:
     """Return the options an interrupted run in ``out`` was started with."""
     paths = RunPaths(out)
-    state = json.loads(paths.state.read_text()) if paths.state.is_file() else None
+    state = _read_state(paths) if paths.state.is_file() else None
     if state is None or not paths.checkpoint(state, "last").is_file():
         raise FerEdgeError(f"--resume: no checkpoint in {paths.out} (expected {paths.last.name})")
-    return TrainOptions.from_dict(state["options"])
+    try:
+        return TrainOptions.from_dict(state["options"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise FerEdgeError(
+            f"--resume: {paths.state} is damaged (its options: {first_line(exc)})"
+        ) from None
 
 
 def _epochs_in(model: Any, state: dict[str, Any], steps: int) -> int:
@@ -530,11 +542,44 @@ def train(
         Interrupted: Ctrl-C or SIGTERM, after the last finished epoch was checkpointed (a
             ``KeyboardInterrupt``).
     """
-    with sigterm_interrupts():
-        return _train(options, resume, verbose)
+    with sigterm_interrupts(), contextlib.ExitStack() as locks:
+        return _train(options, resume, verbose, locks)
 
 
-def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult | None:
+def read_run_json(path: Path, flag: str = "--out") -> Any:
+    """Read one JSON file of a run folder; a damaged one is a one-line error naming it.
+
+    Raises:
+        FerEdgeError: the file is unreadable or not JSON (e.g. edited by hand, or a disk that
+            lost its tail).
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FerEdgeError(f"{flag}: {path} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FerEdgeError(f"{flag}: {path} is damaged ({first_line(exc)})") from None
+
+
+def _read_state(paths: RunPaths) -> dict[str, Any]:
+    """Return ``state.json``, checked for what resuming needs."""
+    state = read_run_json(paths.state, "--resume")
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("options"), dict)
+        or not isinstance(state.get("epoch"), int)
+        or not all(isinstance(state.get(k, ""), (str, type(None))) for k in ("last", "best"))
+    ):
+        raise FerEdgeError(
+            f"--resume: {paths.state} is damaged (not a fer-edge train state: needs "
+            "'options', 'epoch' and checkpoint names)"
+        )
+    return state
+
+
+def _train(
+    options: TrainOptions, resume: bool, verbose: int | None, locks: contextlib.ExitStack
+) -> TrainResult | None:
     tf, keras = tf_and_keras()
     family = get_family(options.model)
     if options.schedule not in SCHEDULES:
@@ -546,6 +591,8 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     paths = RunPaths(options.out)
     if chief:
         check_output_folder(paths.out, "--out")
+        # Before looking at the folder: two trainers that both found it empty would mix runs.
+        locks.enter_context(folder_lock(paths.out, "--out", "fer-edge train"))
     if chief and not resume and paths.state.exists():
         raise FerEdgeError(
             f"--out: {paths.out} already holds a run; pass --resume to continue it or choose "
@@ -618,7 +665,7 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
 
     with distribution.strategy.scope():
         if resume:
-            state = json.loads(paths.state.read_text())
+            state = _read_state(paths)
             model = keras.models.load_model(
                 paths.checkpoint(state, "last"), custom_objects=distill, compile=True
             )
@@ -645,7 +692,9 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
             )
     if resume:
         state["epoch"] = _epochs_in(model, state, steps)
-        history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        history = read_run_json(paths.history, "--resume") if paths.history.exists() else {}
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise FerEdgeError(f"--resume: {paths.history} is damaged (not a training history)")
         state["history"] = {key: values[: state["epoch"]] for key, values in history.items()}
     else:
         state = {
