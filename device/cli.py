@@ -16,7 +16,7 @@ from fer_edge.device.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
 from fer_edge.device.serveauth import TOKEN_ENV, read_token
-from fer_edge.device.sinks import StatusSink
+from fer_edge.device.sinks import DURABLE_AFTER, StatusSink
 from fer_edge.device.sources import DEFAULT_MAX_PIXELS, MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.outputs import check_outputs
@@ -159,6 +159,16 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "NAME.summary.json; a source that cannot be read is reported and skipped.",
 )
 @click.option(
+    "--durable-after",
+    type=FiniteFloat(),
+    default=DURABLE_AFTER,
+    metavar="SECONDS",
+    help="Long runs: after this many seconds the --jsonl and --csv files are moved into place "
+    "and appended to there, synced every 2 s, so a crash or kill -9 loses only the last "
+    "seconds (before that, and for --save and --report, the old file stays until the run "
+    "ends well).",
+)
+@click.option(
     "--save-videos",
     is_flag=True,
     help="With --out-dir: also write each source's annotated video, NAME.annotated.mp4.",
@@ -210,6 +220,7 @@ def run_cmd(
     csv_path: Path | None,
     report_path: Path | None,
     out_dir: Path | None,
+    durable_after: float,
     save_videos: bool,
     display: bool,
     serve: str | None,
@@ -259,6 +270,7 @@ def run_cmd(
         display=display,
         serve=serve,
         serve_token=None if serve_token is None else read_token(serve_token),
+        durable_after=durable_after,
         sinks=[StatusSink()] if sys.stderr.isatty() else [],
     )
     if len(batch) > 1 or out_dir is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class CsvSink(FileSink):
         path: str | os.PathLike[str],
         labels: Sequence[str],
         source_name: Callable[[int], str],
+        durable_after: float | None = None,
     ):
         """Open the output (a temporary file beside ``path``) and write the header.
 
@@ -72,6 +74,8 @@ class CsvSink(FileSink):
             labels: the model's classes, in order.
             source_name: the ``source`` column for a frame index (the video, or the image
                 file of that frame).
+            durable_after: move the file into place after this many seconds and append to
+                it there (see :class:`~fer_edge.device.sinks.FileSink`).
 
         Raises:
             FerEdgeError: the file cannot be written, or a class name clashes with a column.
@@ -83,6 +87,7 @@ class CsvSink(FileSink):
         self._source_name = source_name
         header = csv_columns(self.labels)
         self.pending = pending = self._start(self.path)
+        self.durable_after, self._opened = durable_after, time.monotonic()
         try:
             # newline="" as the csv module asks: it writes its own line ends.
             self._file = pending.tmp.open("w", encoding="utf-8", newline="")
@@ -107,6 +112,7 @@ class CsvSink(FileSink):
             raise self.pending.error(exc) from None
         self.rows += len(rows)
         self.frames += 1
+        self._written(self._file)
 
     def _finish(self) -> bool:
         # A run that saw no frame leaves no file (nor replaces one).

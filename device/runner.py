@@ -36,6 +36,7 @@ from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.report import ReportSink, write_report
 from fer_edge.device.serve import LiveServer, parse_address
 from fer_edge.device.sinks import (
+    DURABLE_AFTER,
     DisplaySink,
     JsonlSink,
     Sink,
@@ -120,6 +121,9 @@ class RunOptions:
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
         serve_token: the live view's credential (``None``: none on loopback, a random one
             printed once on any other address; see :mod:`fer_edge.device.serveauth`).
+        durable_after: seconds after which ``jsonl`` and ``csv`` are moved into place and
+            appended to there, synced every few seconds, so a crash loses only the last
+            seconds (see :class:`~fer_edge.device.sinks.FileSink`); ``None``: only at the end.
         sinks: extra sinks (e.g. a live view); :func:`run` closes them too.
     """
 
@@ -149,6 +153,7 @@ class RunOptions:
     display: bool = False
     serve: str | None = None
     serve_token: str | None = None
+    durable_after: float | None = DURABLE_AFTER
     sinks: list[Sink] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -169,6 +174,8 @@ class RunOptions:
                 raise FerEdgeError(f"{flag}: must be a finite number, got {value}")
         if self.max_fps is not None and self.max_fps <= 0:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
+        if self.durable_after is not None and not 0 <= self.durable_after < math.inf:
+            raise FerEdgeError(f"--durable-after: must be 0 or more, got {self.durable_after}")
         if self.max_pixels < 1:
             raise FerEdgeError(f"--max-pixels: must be at least 1, got {self.max_pixels}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -329,13 +336,11 @@ def _build_sinks(
     if options.jsonl is not None:
         # Image folders and globs: every line names its file, to join results back to photos.
         image_files = isinstance(source, ImageSource)
-        add(
-            JsonlSink(
-                options.jsonl, frame_source_name(source, options.source) if image_files else None
-            )
-        )
+        names = frame_source_name(source, options.source) if image_files else None
+        add(JsonlSink(options.jsonl, names, options.durable_after))
     if options.csv is not None:
-        add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
+        names = frame_source_name(source, options.source)
+        add(CsvSink(options.csv, labels, names, options.durable_after))
     if options.report is not None:
         add(ReportSink(source.description))
     if options.display:

@@ -125,16 +125,52 @@ def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, An
     }
 
 
+#: How often a file written in place (see :class:`FileSink`) is synced to the disk.
+SYNC_EVERY = 2.0
+#: Default ``--durable-after``: runs longer than this write their JSONL and CSV in place.
+DURABLE_AFTER = 10.0
+
+
 class FileSink:
     """What the file sinks share: a :class:`~fer_edge.atomic.PendingFile` and its stream.
 
     ``close()`` alone finishes and commits this one file. The runner instead calls
     :func:`close_sinks`, which finishes every file of the run first and commits them only if
     all succeeded, so a write error (a full disk, a closed pipe) keeps every old file.
+
+    A long run cannot keep an hour of results only in a hidden temporary file: with
+    ``durable_after`` set, once the file has been written that many seconds it is moved into
+    place and then appended to there, line by line, and synced every :data:`SYNC_EVERY`
+    seconds. A kill -9 or a power cut then loses at most the last seconds; the file is valid
+    at every line boundary. From that moment a later failure leaves the lines so far (the old
+    file is gone), still with a one-line error.
     """
 
     flag = ""
     pending: PendingFile | None = None
+    durable_after: float | None = None
+    #: True once the file is in place and appended to there.
+    in_place = False
+    _opened = 0.0
+    _next_sync = 0.0
+
+    def _written(self, stream: IO[str]) -> None:
+        """After each flushed write: move the file into place once due, sync it regularly."""
+        if self.durable_after is None or self.pending is None:
+            return
+        now = time.monotonic()
+        if now < self._next_sync:
+            return
+        self._next_sync = now + SYNC_EVERY
+        if self.in_place:
+            try:
+                os.fsync(stream.fileno())
+            except OSError as exc:
+                raise self.pending.error(exc) from None
+        elif now - self._opened >= self.durable_after:
+            # The open stream follows the renamed file: later lines land in place.
+            self.pending.commit()
+            self.in_place = True
 
     def _start(self, path: str | os.PathLike[str]) -> PendingFile:
         try:
@@ -152,6 +188,9 @@ class FileSink:
         Raises:
             OutputError: the last bytes or the sync failed; the temporary file is removed.
         """
+        if self.in_place:
+            self._finish_in_place()
+            return None
         try:
             keep = self._finish()
         except OSError as exc:
@@ -171,11 +210,26 @@ class FileSink:
         pending.sync()
         return pending
 
+    def _finish_in_place(self) -> None:
+        assert self.pending is not None
+        try:
+            self._finish()
+            fd = os.open(self.pending.final, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self.pending.error(exc) from None
+
     def abort(self) -> None:
-        """Drop the output: the destination keeps whatever it held."""
+        """Drop the output: the destination keeps whatever it held.
+
+        A file already written in place keeps the lines so far (valid at each line end).
+        """
         with contextlib.suppress(Exception):
             self._finish()
-        if self.pending is not None:
+        if self.pending is not None and not self.in_place:
             self.pending.discard()
 
     def close(self) -> None:
@@ -250,7 +304,10 @@ class JsonlSink(FileSink):
     flag = "--jsonl"
 
     def __init__(
-        self, target: str | os.PathLike[str], source_of: Callable[[int], str] | None = None
+        self,
+        target: str | os.PathLike[str],
+        source_of: Callable[[int], str] | None = None,
+        durable_after: float | None = None,
     ):
         """Open the output; a file is written beside the target and renamed on close.
 
@@ -258,6 +315,8 @@ class JsonlSink(FileSink):
             target: a path, or ``-`` for stdout.
             source_of: the file of each frame index, written as its ``"source"`` (image
                 folders and globs: to join results back to the photos).
+            durable_after: move the file into place after this many seconds and append to
+                it there (see :class:`FileSink`); ``None``: only when the run ends.
 
         Raises:
             OutputError: the file cannot be created, or stdout is closed.
@@ -271,6 +330,7 @@ class JsonlSink(FileSink):
         else:
             self.path = Path(target)
             self.pending = self._start(self.path)
+            self.durable_after, self._opened = durable_after, time.monotonic()
             try:
                 self._stream = self.pending.tmp.open("w", encoding="utf-8")
             except OSError as exc:
@@ -291,6 +351,7 @@ class JsonlSink(FileSink):
         except (OSError, ValueError) as exc:
             raise self._error(exc) from None
         self.lines += 1
+        self._written(self._stream)
 
     def _error(self, exc: OSError | ValueError) -> OutputError:
         if self.pending is not None and isinstance(exc, OSError):

@@ -6,15 +6,18 @@ survives a power cut. A symlinked output is written through: the file it points 
 replaced and the link stays. An output that exists and is not a regular file (a device, a
 FIFO, a socket) is refused: a rename would replace the node itself.
 
-A writer killed by SIGKILL cannot remove its temporary file; the temporary's name carries the
-writer's process id, and the next write to the same destination removes the leftovers of
-writers that are gone.
+A writer killed by SIGKILL cannot remove its temporary file. Each writer holds an advisory
+lock (``flock``) on its temporary file while it writes, which the kernel drops when the writer
+dies however it dies; the next write to the same destination removes the leftovers nobody
+holds (a stale writer), and never a live writer's file. The name also carries the writer's
+process id, for people.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -76,23 +79,28 @@ def _temp_pattern(final: Path) -> re.Pattern[str]:
     return re.compile(_TEMP_RE.format(stem=re.escape(final.stem), suffix=re.escape(final.suffix)))
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _held(path: str) -> bool:
+    """True while a live writer holds ``path``'s lock (see :class:`PendingFile`)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone already, or not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock we may have taken
+    return False
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files that dead writers of ``path`` left beside it.
 
-    A temporary is stale when the process id in its name no longer runs (a writer killed by
-    SIGKILL or a power cut). Live writers' files are left alone.
+    A temporary is stale when no process holds its lock (a writer killed by SIGKILL, or a
+    power cut). Live writers' files are left alone.
 
     Returns:
         The files removed.
@@ -102,8 +110,7 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(final.parent):
-            match = pattern.match(entry.name)
-            if match and not _alive(int(match.group(1))):
+            if pattern.match(entry.name) and not _held(entry.path):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
@@ -152,7 +159,9 @@ class PendingFile:
             )
         except OSError as exc:
             raise write_error(flag, path, exc) from None
-        os.close(fd)
+        # Held until commit or discard: it tells the next writer this file is not stale.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock: int | None = fd
         self.tmp = Path(tmp_name)
         # mkstemp creates 0600 files; give outputs the permissions an ordinary open() would.
         umask = os.umask(0)
@@ -198,11 +207,18 @@ class PendingFile:
         # only weakens durability across a power cut.
         with contextlib.suppress(OSError):
             fsync_folder(self.final.parent)
+        self._unlock()
         return self.final
 
     def discard(self) -> None:
         """Remove the temporary file; the destination keeps whatever it held."""
         self.tmp.unlink(missing_ok=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)
 
 
 @contextlib.contextmanager

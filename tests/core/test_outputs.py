@@ -11,7 +11,13 @@ import sys
 
 import pytest
 
-from fer_edge.atomic import atomic_path, remove_stale_temporaries, write_bytes, write_json
+from fer_edge.atomic import (
+    PendingFile,
+    atomic_path,
+    remove_stale_temporaries,
+    write_bytes,
+    write_json,
+)
 from fer_edge.errors import OutputError
 from fer_edge.outputs import check_outputs
 
@@ -117,12 +123,15 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
         capture_output=True,
         check=True,
     )
-    dead_pid = int(dead.stdout)
-    stale = tmp_path / f".run.{dead_pid}-abc123.tmp.jsonl"
-    live = tmp_path / f".run.{os.getppid()}-def456.tmp.jsonl"
-    other = tmp_path / f".other.{dead_pid}-abc123.tmp.jsonl"
-    for path in (stale, live, other):
+    live = PendingFile(tmp_path / "run.jsonl")  # a writer still at work: its lock is held
+    stale = tmp_path / f".run.{int(dead.stdout)}-abc123.tmp.jsonl"  # nobody holds its lock
+    other = tmp_path / f".other.{int(dead.stdout)}-abc123.tmp.jsonl"
+    for path in (stale, other):
         path.write_text("partial")
-    assert remove_stale_temporaries(tmp_path / "run.jsonl") == [stale]
-    write_bytes(tmp_path / "other.jsonl", b"{}\n")  # a write cleans up after its own name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "other.jsonl"])
+    try:
+        assert remove_stale_temporaries(tmp_path / "run.jsonl") == [stale]
+        write_bytes(tmp_path / "other.jsonl", b"{}\n")  # a write cleans up after its own name
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.tmp.name, "other.jsonl"])
+    finally:
+        live.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.jsonl"]
