@@ -176,6 +176,8 @@ class _DecodingSource:
 def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     """Return why the image at ``path`` must not be decoded, or ``None`` when it may be.
 
+    The reason reads after "PATH is": ``not a readable image``, ``1x1 px: too small...``.
+
     Only the header is read (:func:`~fer_edge.device.imageheader.image_size`): a file that is
     not a regular file, has no readable header, is under :data:`MIN_IMAGE_SIDE` a side or
     over ``max_pixels`` is refused before OpenCV allocates anything.
@@ -185,7 +187,7 @@ def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     try:
         size = image_size(path)
     except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+        return f"not readable ({exc.strerror})"
     if size is None:
         return "not a readable image"
     width, height = size
@@ -193,7 +195,7 @@ def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
         return f"{width}x{height} px: too small for a face (under {MIN_IMAGE_SIDE} px a side)"
     if width * height > max_pixels:
         return (
-            f"{width}x{height} px ({width * height / 1e6:.0f} MP) is over --max-pixels "
+            f"{width}x{height} px ({width * height / 1e6:.0f} MP): over --max-pixels "
             f"{max_pixels} (raise it to read this image)"
         )
     return None
@@ -233,7 +235,7 @@ class ImageSource(_DecodingSource):
             problem = check_image(path, self._max_pixels)
             if problem is not None:
                 if "--max-pixels" in problem:  # the one skip a flag can undo: say which
-                    print(f"skipped {path}: {problem}", file=sys.stderr)
+                    print(f"skipped {path}, which is {problem}", file=sys.stderr)
                 self.skipped += 1
                 continue
             image, noisy = self._noise.call(cv2.imread, str(path), cv2.IMREAD_COLOR)
@@ -541,7 +543,7 @@ def open_source(
         if path.suffix.lower() in IMAGE_SUFFIXES:
             problem = check_image(path, max_pixels)
             if problem is not None:
-                raise FerEdgeError(f"--source: {path}: {problem}")
+                raise FerEdgeError(f"--source: {path} is {problem}")
             with quiet_stderr():
                 readable = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
             if not readable:

@@ -93,7 +93,7 @@ def test_a_folder_of_odd_files_skips_and_counts_them(tmp_path, tiny_tflite, astr
     result = cli("run", "-m", tiny_tflite["int8"], "-s", folder, "--csv", csv_path)
     assert result.exit_code == 0, result.output
     assert "1 frames from images in" in result.stderr and "3 skipped" in result.stderr
-    assert "d_bomb.png: 10000x10000 px (100 MP) is over --max-pixels" in result.stderr
+    assert "d_bomb.png, which is 10000x10000 px (100 MP): over --max-pixels" in result.stderr
     sources_in_csv = {line.split(",")[0] for line in csv_path.read_text().splitlines()[1:]}
     assert sources_in_csv <= {str(folder / "a_face.png")}
 
