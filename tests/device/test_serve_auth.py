@@ -154,3 +154,19 @@ def test_the_unit_is_sandboxed_and_writes_only_its_output_folders(tmp_path):
         assert line in unit.splitlines(), line
     bare = render_unit(ServiceSpec(("-s", "0"), "pi", tmp_path, tmp_path / "python"))
     assert "ReadWritePaths" not in bare and "@WRITABLE@" not in bare
+
+
+def test_bound_to_every_interface_it_refuses_even_local_requests_without_the_token():
+    out = io.StringIO()
+    server = LiveServer(ServeAddress("0.0.0.0", 0), announce=out)
+    try:
+        token = server.access.token
+        assert server.access.generated and token is not None
+        announced = out.getvalue()
+        assert f"?token={token}" in announced and "open to the network on 0.0.0.0" in announced
+        local = f"http://127.0.0.1:{server.address.port}"
+        for path in ("/", "/stream.mjpg", "/metrics", "/faces", "/snapshot.jpg"):
+            assert request(local + path)[0] == 401, path
+        assert request(f"{local}/metrics?token={token}")[0] == 200
+    finally:
+        server.close()
