@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from fer_edge.atomic import check_output_file
 from fer_edge.clitypes import FiniteFloat
 from fer_edge.errors import FerEdgeError
+from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
 
 #: Report options and their flags, checked before any model runs.
@@ -24,6 +24,21 @@ OUTPUTS = {"json_path": "--json", "markdown": "--markdown", "plot": "--plot"}
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _inputs(options: dict[str, Any]) -> list[tuple[str, str | Path | None]]:
+    """Return every file the bench reads: no report may replace one."""
+    models: list[tuple[str, str | Path | None]] = []
+    for model in options["models"]:
+        folder = Path(model)
+        files = sorted(folder.glob("*.tflite")) if folder.is_dir() else [folder]
+        models += [("MODELS", path) for path in files]
+    singles = ("baseline", "config", "source", "pipeline_model", "detector_model")
+    return [
+        *models,
+        *(("--data", path) for path in options["data"]),
+        *((f"--{key.replace('_', '-')}", options[key]) for key in singles),
+    ]
 
 
 def _config(options: dict[str, Any]) -> Any:
@@ -154,9 +169,8 @@ def bench_cmd(**options: Any) -> None:
       fer-edge bench --scene ../shared/data/fer2013/val --limit 300 --per-frame 3
     """
     progress = sys.stderr.isatty() if options["progress"] is None else options["progress"]
-    for key, flag in OUTPUTS.items():
-        if options[key]:
-            check_output_file(options[key], flag)
+    outputs = [(flag, options[key]) for key, flag in OUTPUTS.items()]
+    check_outputs([*outputs, ("--scene-video", options["scene_video"])], _inputs(options))
     if options["scene"] is not None:
         _scene(options)
         return
@@ -220,9 +234,10 @@ def _emit(report: Any, options: dict[str, Any]) -> None:
 
     written = []
     if options["json_path"]:
-        written.append(f"JSON written to {write_json(options['json_path'], report.to_dict())}")
+        path = write_json(options["json_path"], report.to_dict(), "--json")
+        written.append(f"JSON written to {path}")
     if options["markdown"]:
-        path = write_text(options["markdown"], report.to_markdown())
+        path = write_text(options["markdown"], report.to_markdown(), "--markdown")
         written.append(f"Markdown written to {path}")
     click.echo(report.format())
     for line in written:

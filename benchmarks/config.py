@@ -21,6 +21,10 @@ from fer_edge.errors import FerEdgeError
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
+#: Largest ``--crop-size``: bigger than any face crop a camera gives at 4K.
+MAX_CROP_SIZE = 2048
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """One benchmark configuration.
@@ -64,6 +68,9 @@ class BenchConfig:
         for key in ("warmup", "crop_size"):
             if getattr(self, key) < 0:
                 raise FerEdgeError(f"{key} must be 0 or more, got {getattr(self, key)}")
+        if self.crop_size > MAX_CROP_SIZE:
+            # Every timed call gets a crop this size: 100000 px a side would be 30 GB.
+            raise FerEdgeError(f"crop_size must be at most {MAX_CROP_SIZE}, got {self.crop_size}")
         for key in ("repeats", "rounds", "latency_faces"):
             if getattr(self, key) < 1:
                 raise FerEdgeError(f"{key} must be at least 1, got {getattr(self, key)}")

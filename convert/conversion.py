@@ -34,6 +34,7 @@ from fer_edge.data import Dataset
 from fer_edge.errors import FerEdgeError
 from fer_edge.evaluate import Evaluation, eval_set_of, evaluate
 from fer_edge.modelmeta import ModelMeta, read_meta
+from fer_edge.outputs import check_outputs
 from fer_edge.runtime import Runtime, load_runtime
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train.adjust import fold_into_last_layer, shift_of
@@ -111,7 +112,9 @@ class _Exporter:
                 **{k: meta.extra[k] for k in INHERITED_EXTRA if k in meta.extra},
             },
         )
-        path = write_tflite(self.out / f"{self.name}_{tag}.tflite", flatbuffer, meta)
+        target = self.out / f"{self.name}_{tag}.tflite"
+        check_outputs([("--out", target)], [("MODEL", self.source.path)])
+        path = write_tflite(target, flatbuffer, meta)
         options = ClassifierOptions(self.options.threads, self.runtime.name)
         evaluation = evaluate(FaceClassifier(path, options, self.runtime), self.val)
         if self.reference is None:
@@ -199,6 +202,8 @@ def convert(
     name = options.name or source.default_name
     out = Path(options.out) if options.out is not None else Path("models") / name
     check_output_folder(out, "--out")
+    # The first export's name, checked before any work; each later one as it is written.
+    check_outputs([("--out", out / f"{name}_float32.tflite")], [("MODEL", source.path)])
     if dataset is None:
         dataset = load_for_model(
             options.data,

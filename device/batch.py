@@ -24,8 +24,10 @@ from tqdm import tqdm
 from fer_edge.atomic import check_output_folder, write_json
 from fer_edge.data import IMAGE_SUFFIXES
 from fer_edge.device.runner import RunOptions, RunSummary, run
+from fer_edge.device.sources import is_regular_file
 from fer_edge.errors import FerEdgeError, first_line
 from fer_edge.faces import SUMMARY_SUFFIX
+from fer_edge.outputs import check_outputs
 
 #: The index of a batch, in its output folder.
 INDEX_NAME = "batch.json"
@@ -50,7 +52,7 @@ def expand_sources(specs: Sequence[str]) -> list[str]:
     out: list[str] = []
     for spec in specs:
         if glob.has_magic(spec) and not Path(spec).expanduser().exists():
-            files = sorted(p for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
+            files = sorted(p for p in glob.glob(os.path.expanduser(spec)) if is_regular_file(p))
             if any(Path(p).suffix.lower() not in IMAGE_SUFFIXES for p in files):
                 out.extend(files)
                 continue
@@ -177,6 +179,33 @@ def batch_outputs(out_dir: Path, stem: str, video: bool = False) -> dict[str, Pa
     return outputs
 
 
+def check_batch_outputs(
+    options: RunOptions,
+    sources: Sequence[str],
+    folder: Path,
+    stems: Sequence[str],
+    videos: bool,
+) -> None:
+    """Refuse, before the first source runs, a batch whose outputs would replace its inputs.
+
+    ``--out-dir`` may be the folder the sources are in: ``b.annotated.mp4`` must not be the
+    output of ``b`` and also a later source, read after it was overwritten.
+
+    Raises:
+        OutputError: an output of one source is a source of the batch, the model, or
+            another output.
+    """
+    outputs: list[tuple[str, str | Path | None]] = []
+    for spec, stem in zip(sources, stems, strict=True):
+        named = batch_outputs(folder, stem, videos)
+        outputs += [(f"--out-dir ({spec}: {kind})", path) for kind, path in named.items()]
+    outputs.append(("--out-dir (index)", folder / INDEX_NAME))
+    inputs = [
+        pair for spec in sources for pair in dataclasses.replace(options, source=spec).inputs()
+    ]
+    check_outputs(outputs, inputs)
+
+
 def _is_source_error(exc: FerEdgeError) -> bool:
     # Errors about one file name --source (sources.open_source); any other (the model, the
     # detector, a flag) would fail the same way for every source, so it ends the batch.
@@ -209,6 +238,7 @@ def run_batch(
     folder = check_output_folder(out_dir, "--out-dir")
     items: list[BatchItem] = []
     stems = output_stems(sources)
+    check_batch_outputs(options, sources, folder, stems, videos)
     bar = tqdm(total=len(sources), unit="source", file=sys.stderr, disable=not progress)
     try:
         for spec, stem in zip(sources, stems, strict=True):
@@ -229,6 +259,10 @@ def run_batch(
                 if not _is_source_error(exc):
                     raise
                 item = BatchItem(spec, outputs, error=first_line(exc))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not end the batch
+                # A decoder or OpenCV failure inside one source (a degenerate video): report
+                # it and go on; errors of the whole batch (model, outputs) are FerEdgeErrors.
+                item = BatchItem(spec, outputs, error=f"{type(exc).__name__}: {first_line(exc)}")
             else:
                 if summary.frames:
                     write_json(outputs["summary"], summary.to_dict())

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import click
 
-from fer_edge.atomic import check_output_file, write_json
+from fer_edge.atomic import write_json
 from fer_edge.classifier import TTA_CHOICES
 from fer_edge.clitypes import FILE, FiniteFloat, runtime_option
 from fer_edge.detect import CROPS, DEFAULT_DETECT_WIDTH, DETECTORS
 from fer_edge.device.batch import expand_sources, run_batch
 from fer_edge.device.runner import RunOptions, run
 from fer_edge.device.serve import parse_address
-from fer_edge.device.sinks import StatusSink
-from fer_edge.device.sources import MAX_FRAME_SIDE
+from fer_edge.device.serveauth import TOKEN_ENV, read_token
+from fer_edge.device.sinks import DURABLE_AFTER, StatusSink
+from fer_edge.device.sources import DEFAULT_MAX_PIXELS, MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
+from fer_edge.outputs import check_outputs
 
 
 def parse_size(
@@ -120,6 +122,14 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @click.option("--min-face", default=40, help="Smallest face side in pixels.")
 @click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    metavar="N",
+    help="Images (by their header, before decoding) and video frames over N pixels are "
+    "skipped and counted: 50 MP is about 150 MB decoded, which a Raspberry Pi can hold.",
+)
+@click.option(
     "--smooth",
     "smooth_alpha",
     type=FiniteFloat(),
@@ -149,6 +159,16 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     "NAME.summary.json; a source that cannot be read is reported and skipped.",
 )
 @click.option(
+    "--durable-after",
+    type=FiniteFloat(),
+    default=DURABLE_AFTER,
+    metavar="SECONDS",
+    help="Long runs: after this many seconds the --jsonl and --csv files are moved into place "
+    "and appended to there, synced every 2 s, so a crash or kill -9 loses only the last "
+    "seconds (before that, and for --save and --report, the old file stays until the run "
+    "ends well).",
+)
+@click.option(
     "--save-videos",
     is_flag=True,
     help="With --out-dir: also write each source's annotated video, NAME.annotated.mp4.",
@@ -160,6 +180,14 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     callback=check_serve,
     help="Serve a live page (MJPEG stream, faces, /metrics, /healthz) on 127.0.0.1 unless "
     "HOST is given, e.g. --serve 0.0.0.0:8080 for the whole network.",
+)
+@click.option(
+    "--serve-token",
+    envvar=TOKEN_ENV,
+    metavar="TOKEN|@FILE",
+    help="The live view's credential (or read it from FILE); also from $"
+    f"{TOKEN_ENV}. Off loopback it is always required: without one, a random token is "
+    "printed once in the URL.",
 )
 @click.option(
     "--summary",
@@ -184,6 +212,7 @@ def run_cmd(
     every: int,
     margin: float | None,
     min_face: int,
+    max_pixels: int,
     smooth_alpha: float,
     no_smooth: bool,
     jsonl: str | None,
@@ -191,9 +220,11 @@ def run_cmd(
     csv_path: Path | None,
     report_path: Path | None,
     out_dir: Path | None,
+    durable_after: float,
     save_videos: bool,
     display: bool,
     serve: str | None,
+    serve_token: str | None,
     summary_path: Path | None,
 ) -> None:
     """Detect faces in frames and classify their expressions.
@@ -212,8 +243,6 @@ def run_cmd(
       fer-edge run -s clip.mp4 --every 3 --csv faces.csv --report report.html
       fer-edge run -s 'videos/*.mp4' --out-dir results --save-videos
     """
-    if summary_path is not None:
-        check_output_file(summary_path, "--summary")
     batch = expand_sources(sources)
     options = RunOptions(
         model=model,
@@ -232,6 +261,7 @@ def run_cmd(
         every=every,
         margin=margin,
         min_face=min_face,
+        max_pixels=max_pixels,
         smoothing=None if no_smooth else smooth_alpha,
         jsonl=jsonl,
         save=save,
@@ -239,6 +269,8 @@ def run_cmd(
         report=report_path,
         display=display,
         serve=serve,
+        serve_token=None if serve_token is None else read_token(serve_token),
+        durable_after=durable_after,
         sinks=[StatusSink()] if sys.stderr.isatty() else [],
     )
     if len(batch) > 1 or out_dir is not None:
@@ -249,10 +281,12 @@ def run_cmd(
             "--save-videos: writes one video per source into --out-dir; for one source without "
             "--out-dir use --save FILE"
         )
+    # Every output against every input and every other output, before the model loads.
+    check_outputs([*options.outputs(), ("--summary", summary_path)], options.inputs())
     summary = run(options)
     click.echo(summary.format(), err=True)
     if summary_path is not None:
-        write_json(summary_path, summary.to_dict())
+        write_json(summary_path, summary.to_dict(), "--summary")
     if summary.interrupted:
         raise Interrupted(summary.stop_signal or signal.SIGINT)
     if not summary.frames:
@@ -276,6 +310,7 @@ def _run_batch(
         "--report": options.report,
         "--summary": summary_path,
         "--serve": options.serve,
+        "--serve-token": options.serve_token,
     }
     for flag, value in single.items():
         if value is not None:

@@ -8,14 +8,13 @@ cell for cell. A face without an id (a tracker that gives none) gets its positio
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fer_edge.atomic import atomic_path
-from fer_edge.device.sinks import discard_output
+from fer_edge.device.sinks import FileSink
 from fer_edge.errors import FerEdgeError
 from fer_edge.faces import FrameResult
 
@@ -56,14 +55,17 @@ def face_rows(source: str, result: FrameResult, labels: Sequence[str]) -> list[l
     return rows
 
 
-class CsvSink:
+class CsvSink(FileSink):
     """Writes :func:`face_rows` for every frame to a file moved into place on close."""
+
+    flag = "--csv"
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         labels: Sequence[str],
         source_name: Callable[[int], str],
+        durable_after: float | None = None,
     ):
         """Open the output (a temporary file beside ``path``) and write the header.
 
@@ -72,6 +74,8 @@ class CsvSink:
             labels: the model's classes, in order.
             source_name: the ``source`` column for a frame index (the video, or the image
                 file of that frame).
+            durable_after: move the file into place after this many seconds and append to
+                it there (see :class:`~fer_edge.device.sinks.FileSink`).
 
         Raises:
             FerEdgeError: the file cannot be written, or a class name clashes with a column.
@@ -82,28 +86,35 @@ class CsvSink:
         self.frames = 0
         self._source_name = source_name
         header = csv_columns(self.labels)
-        self._stack = contextlib.ExitStack()
+        self.pending = pending = self._start(self.path)
+        self.durable_after, self._opened = durable_after, time.monotonic()
         try:
-            tmp = self._stack.enter_context(atomic_path(self.path))
             # newline="" as the csv module asks: it writes its own line ends.
-            self._file = self._stack.enter_context(tmp.open("w", encoding="utf-8", newline=""))
+            self._file = pending.tmp.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(header)
         except OSError as exc:
-            self._stack.close()
-            raise FerEdgeError(f"--csv: cannot write {self.path} ({exc.strerror})") from None
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(header)
+            pending.discard()
+            raise pending.error(exc) from None
 
     def write(self, result: FrameResult) -> None:
-        """Append this frame's rows."""
+        """Append this frame's rows.
+
+        Raises:
+            OutputError: the disk is full.
+        """
         rows = face_rows(self._source_name(result.frame.index), result, self.labels)
-        self._writer.writerows(rows)
-        self._file.flush()
+        try:
+            self._writer.writerows(rows)
+            self._file.flush()
+        except OSError as exc:
+            assert self.pending is not None
+            raise self.pending.error(exc) from None
         self.rows += len(rows)
         self.frames += 1
+        self._written(self._file)
 
-    def close(self) -> None:
-        """Move the file into place; a run that saw no frame leaves none (nor replaces one)."""
-        if self.frames:
-            self._stack.close()
-            return
-        discard_output(self._stack)
+    def _finish(self) -> bool:
+        # A run that saw no frame leaves no file (nor replaces one).
+        self._file.close()
+        return self.frames > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_edge.atomic import check_output_file
+from fer_edge.atomic import PendingFile
 from fer_edge.classifier import ClassifierOptions, FaceClassifier
 from fer_edge.detect import (
     CROPS,
@@ -32,19 +33,30 @@ from fer_edge.device.csvsink import CsvSink
 from fer_edge.device.memory import keep_freed_memory
 from fer_edge.device.pipeline import FacePipeline
 from fer_edge.device.serve import LiveServer, parse_address
-from fer_edge.device.sinks import DisplaySink, JsonlSink, Sink, StopRun, VideoSink
+from fer_edge.device.sinks import (
+    DURABLE_AFTER,
+    DisplaySink,
+    JsonlSink,
+    Sink,
+    StopRun,
+    VideoSink,
+    close_sinks,
+)
 from fer_edge.device.smoothing import EmaSmoother
 from fer_edge.device.sources import (
+    DEFAULT_MAX_PIXELS,
     MAX_FRAME_SIDE,
     FrameSource,
     ImageSource,
     VideoSource,
     open_source,
+    source_files,
 )
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, OutputError
 from fer_edge.facecrop import CropOptions
 from fer_edge.faces import FaceResult, FrameResult
 from fer_edge.models import resolve_model
+from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
 from fer_edge.timing import LatencyStats, StageTimings
 
@@ -95,6 +107,8 @@ class RunOptions:
             and ``t`` stays the source's time.
         margin: box-crop margin as a fraction of the face box (``None``: the detector's default).
         min_face: smallest face side in pixels.
+        max_pixels: images and video frames over this many pixels are not decoded (image
+            files are skipped and counted; see :func:`~fer_edge.device.sources.check_image`).
         smoothing: EMA weight of the newest frame in (0, 1]; ``None`` turns smoothing off (faces
             still get stable ids).
         jsonl: a path, or ``-`` for stdout.
@@ -104,6 +118,11 @@ class RunOptions:
         display: show a window (needs a screen and OpenCV with a GUI).
         serve: ``[HOST:]PORT`` for the live page, MJPEG stream and ``/metrics`` (host
             ``127.0.0.1`` unless given; port ``0`` picks a free one).
+        serve_token: the live view's credential (``None``: none on loopback, a random one
+            printed once on any other address; see :mod:`fer_edge.device.serveauth`).
+        durable_after: seconds after which ``jsonl`` and ``csv`` are moved into place and
+            appended to there, synced every few seconds, so a crash loses only the last
+            seconds (see :class:`~fer_edge.device.sinks.FileSink`); ``None``: only at the end.
         sinks: extra sinks (e.g. a live view); :func:`run` closes them too.
     """
 
@@ -124,6 +143,7 @@ class RunOptions:
     every: int = 1
     margin: float | None = None
     min_face: int = 40
+    max_pixels: int = DEFAULT_MAX_PIXELS
     smoothing: float | None = 0.5
     jsonl: str | None = None
     save: Path | None = None
@@ -131,6 +151,8 @@ class RunOptions:
     report: Path | None = None
     display: bool = False
     serve: str | None = None
+    serve_token: str | None = None
+    durable_after: float | None = DURABLE_AFTER
     sinks: list[Sink] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -151,6 +173,10 @@ class RunOptions:
                 raise FerEdgeError(f"{flag}: must be a finite number, got {value}")
         if self.max_fps is not None and self.max_fps <= 0:
             raise FerEdgeError(f"--max-fps: must be positive, got {self.max_fps}")
+        if self.durable_after is not None and not 0 <= self.durable_after < math.inf:
+            raise FerEdgeError(f"--durable-after: must be 0 or more, got {self.durable_after}")
+        if self.max_pixels < 1:
+            raise FerEdgeError(f"--max-pixels: must be at least 1, got {self.max_pixels}")
         if self.max_frames is not None and self.max_frames < 1:
             raise FerEdgeError(f"--max-frames: must be at least 1, got {self.max_frames}")
         if self.every < 1:
@@ -166,14 +192,26 @@ class RunOptions:
             raise FerEdgeError(f"--size: each side must be 1-{MAX_FRAME_SIDE} px, got {size}")
         if self.serve is not None:
             parse_address(self.serve)
-        if self.jsonl is not None and self.jsonl != "-":
-            check_output_file(self.jsonl, "--jsonl")
-        if self.save is not None:
-            check_output_file(self.save, "--save")
-        if self.csv is not None:
-            check_output_file(self.csv, "--csv")
-        if self.report is not None:
-            check_output_file(self.report, "--report")
+        if self.jsonl == "-" and sys.stdout is None:
+            raise OutputError("--jsonl -: stdout is closed")
+        check_outputs(self.outputs(), self.inputs())
+
+    def outputs(self) -> list[tuple[str, str | Path | None]]:
+        """Return ``(flag, path)`` of every file the run writes (``None``: not asked for)."""
+        return [
+            ("--jsonl", self.jsonl),
+            ("--save", self.save),
+            ("--csv", self.csv),
+            ("--report", self.report),
+        ]
+
+    def inputs(self) -> list[tuple[str, str | Path | None]]:
+        """Return ``(flag, path)`` of every file the run reads: no output may replace one."""
+        files: list[tuple[str, str | Path | None]] = [
+            ("--source", path) for path in source_files(self.source)
+        ]
+        model = self.model if self.model is not None and Path(self.model).exists() else None
+        return [*files, ("--model", model), ("--detector-model", self.detector_model)]
 
 
 @dataclass(frozen=True)
@@ -276,12 +314,17 @@ def _build_sinks(
     timings: StageTimings | None = None,
     run_info: dict[str, str] | None = None,
     labels: Sequence[str] = (),
-) -> list[Sink]:
+) -> tuple[list[Sink], list[PendingFile]]:
     sinks: list[Sink] = []
 
-    def add(sink: Sink) -> None:
-        stack.callback(sink.close)
-        sinks.append(sink)
+    def close(exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        # Every sink built so far, also when a later one failed to build; the file outputs
+        # are committed together, or (after a write error) none of them.
+        close_sinks(sinks, exc, later)
+
+    later: list[PendingFile] = []  # the report, written after the loop
+    stack.push(close)
+    add = sinks.append
 
     # The video first: a writer that cannot open fails on the first frame before any other
     # sink has it, so no output holds a frame the video lacks.
@@ -292,13 +335,11 @@ def _build_sinks(
     if options.jsonl is not None:
         # Image folders and globs: every line names its file, to join results back to photos.
         image_files = isinstance(source, ImageSource)
-        add(
-            JsonlSink(
-                options.jsonl, frame_source_name(source, options.source) if image_files else None
-            )
-        )
+        names = frame_source_name(source, options.source) if image_files else None
+        add(JsonlSink(options.jsonl, names, options.durable_after))
     if options.csv is not None:
-        add(CsvSink(options.csv, labels, frame_source_name(source, options.source)))
+        names = frame_source_name(source, options.source)
+        add(CsvSink(options.csv, labels, names, options.durable_after))
     if options.report is not None:
         # The analytics stage loads only for --report (docs/architecture.md).
         from fer_edge.report.html import ReportSink
@@ -308,11 +349,11 @@ def _build_sinks(
         add(DisplaySink())
     if options.serve is not None:
         info = {"source": source.description, **(run_info or {})}
-        add(LiveServer(parse_address(options.serve), timings, info))
+        add(LiveServer(parse_address(options.serve), timings, info, token=options.serve_token))
     # Callers' sinks were built by them, but closing them is part of ending a run.
     for sink in options.sinks:
         add(sink)
-    return sinks
+    return sinks, later
 
 
 @dataclass
@@ -418,16 +459,19 @@ def run(options: RunOptions) -> RunSummary:
     period = 1.0 / options.max_fps if options.max_fps else 0.0
 
     with contextlib.ExitStack() as stack:
-        source = open_source(options.source, options.size, options.max_fps, options.every)
+        source = open_source(
+            options.source, options.size, options.max_fps, options.every, options.max_pixels
+        )
         stack.callback(source.close)
         run_info = {
             "model": model_path.name,
             "detector": detector.name,
             "runtime": classifier.runtime.describe(),
         }
-        sinks = _build_sinks(options, source, stack, timings, run_info, classifier.labels)
+        sinks, later = _build_sinks(options, source, stack, timings, run_info, classifier.labels)
         report = None
         if options.report is not None:
+            # The analytics stage loads only for --report (docs/architecture.md).
             from fer_edge.report.html import ReportSink, write_report
 
             report = next((sink for sink in sinks if isinstance(sink, ReportSink)), None)
@@ -468,31 +512,30 @@ def run(options: RunOptions) -> RunSummary:
         except StopRun as reason:
             stop_reason = str(reason) or "stopped"
         seconds = time.perf_counter() - loop_start
-        skipped = source.skipped
-        damaged = source.damaged
-        description = source.description
-
-    summary = RunSummary(
-        frames=tally.frames,
-        faces=tally.faces,
-        frames_with_faces=tally.frames_with_faces,
-        skipped=skipped,
-        seconds=seconds,
-        fps=tally.frames / seconds if seconds > 0 else 0.0,
-        startup_seconds=startup,
-        stages=timings.stats(),
-        labels=dict(tally.labels),
-        stop_reason=stop_reason,
-        source=description,
-        detector=detector.name,
-        model=model_path.name,
-        quantized=classifier.is_quantized,
-        runtime=classifier.runtime.describe(),
-        threads=options.threads,
-        crop=crop.describe(),
-        damaged=damaged,
-        stop_signal=stop.signum if stop_reason == "interrupted" else None,
-    )
-    if report is not None and options.report is not None and summary.frames:
-        write_report([report.builder.build(summary.to_dict())], options.report)
+        summary = RunSummary(
+            frames=tally.frames,
+            faces=tally.faces,
+            frames_with_faces=tally.frames_with_faces,
+            skipped=source.skipped,
+            seconds=seconds,
+            fps=tally.frames / seconds if seconds > 0 else 0.0,
+            startup_seconds=startup,
+            stages=timings.stats(),
+            labels=dict(tally.labels),
+            stop_reason=stop_reason,
+            source=source.description,
+            detector=detector.name,
+            model=model_path.name,
+            quantized=classifier.is_quantized,
+            runtime=classifier.runtime.describe(),
+            threads=options.threads,
+            crop=crop.describe(),
+            damaged=source.damaged,
+            stop_signal=stop.signum if stop_reason == "interrupted" else None,
+        )
+        if report is not None and options.report is not None and summary.frames:
+            # Written into the run's commit: a report is replaced only with its JSONL and CSV.
+            pending = PendingFile(options.report, "--report")
+            later.append(pending)
+            write_report([report.builder.build(summary.to_dict())], pending.tmp)
     return summary

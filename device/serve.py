@@ -26,6 +26,7 @@ from importlib import resources
 from typing import IO, Any
 
 from fer_edge.device.livefeed import LiveFeed
+from fer_edge.device.serveauth import Access, access_for, is_loopback
 from fer_edge.errors import FerEdgeError
 from fer_edge.faces import FrameResult
 from fer_edge.timing import StageTimings
@@ -118,6 +119,7 @@ class _Server(ThreadingHTTPServer):
     feed: LiveFeed
     page: bytes
     slots: threading.BoundedSemaphore
+    access: Access
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup of the host, which can stall at boot."""
@@ -204,8 +206,24 @@ class _Handler(BaseHTTPRequestHandler):
         return "fer-edge"
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
-        """Dispatch on the path (the query string is ignored)."""
-        route = ROUTES.get(self.path.split("?", 1)[0])
+        """Check the credential, then dispatch on the path (the query string is ignored).
+
+        Without the token (see :mod:`~fer_edge.device.serveauth`) every path answers 401,
+        unknown ones included, except ``/healthz``, which then tells only the status.
+        """
+        path = self.path.split("?", 1)[0]
+        access = self.server.access
+        self._granted = access.allows(self.path, self.headers)
+        self._cookie = self._granted and access.token is not None and "token=" in self.path
+        if not self._granted and path != "/healthz":
+            self._send(
+                HTTPStatus.UNAUTHORIZED,
+                b"token required: open the URL fer-edge printed, with ?token=...\n",
+                "text/plain; charset=utf-8",
+                {"WWW-Authenticate": 'Bearer realm="fer-edge"'},
+            )
+            return
+        route = ROUTES.get(path)
         if route is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
             return
@@ -226,6 +244,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        if getattr(self, "_cookie", False):  # a browser that came with ?token= keeps it
+            self.send_header("Set-Cookie", self.server.access.cookie())
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -250,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def healthz(self) -> None:
         healthy, body = self.server.feed.health()
+        if not self._granted:  # open to health checkers, but it tells them only the status
+            body = {"status": body["status"]}
         self._json(body, HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE)
 
     def snapshot(self) -> None:
@@ -313,6 +335,7 @@ class LiveServer:
         timings: StageTimings | None = None,
         run_info: Mapping[str, str] | None = None,
         announce: IO[str] | None = None,
+        token: str | None = None,
     ):
         """Bind, start the server thread and print the URL.
 
@@ -321,6 +344,9 @@ class LiveServer:
             timings: the loop's per-stage samples (see :class:`LiveFeed`).
             run_info: fixed facts for the page (model, detector, runtime, source).
             announce: where to print ``live view: http://...`` (stderr by default).
+            token: the credential every request needs; ``None``: none on a loopback
+                address, a random one (printed once, in the URL) on any other
+                (:func:`~fer_edge.device.serveauth.access_for`).
 
         Raises:
             FerEdgeError: the address cannot be bound (in use, not local, no permission).
@@ -336,6 +362,7 @@ class LiveServer:
         self._server.feed = self.feed
         self._server.page = page
         self._server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.access = self._server.access = access_for(address.host, token)
         host, port = self._server.server_address[:2]
         self.address = ServeAddress(str(host), int(port))
         self._thread = threading.Thread(
@@ -343,7 +370,16 @@ class LiveServer:
         )
         self._thread.start()
         stream = announce or sys.stderr
-        stream.write(f"live view: {self.url}  (JSON: /metrics /faces /healthz)\n")
+        url = self.url
+        if self.access.generated:
+            url += f"?token={self.access.token}"  # shown once: the only way to learn it
+        stream.write(f"live view: {url}  (JSON: /metrics /faces /healthz)\n")
+        if not is_loopback(address.host):
+            how = "the token in this URL" if self.access.generated else "the token you set"
+            stream.write(
+                f"live view: open to the network on {address.host}: every request but "
+                f"/healthz needs {how} (?token=, a cookie or Authorization: Bearer)\n"
+            )
         stream.flush()
 
     @property

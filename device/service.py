@@ -23,6 +23,7 @@ import click
 
 from fer_edge.atomic import write_text
 from fer_edge.errors import FerEdgeError
+from fer_edge.outputs import check_outputs
 
 UNIT = "fer-edge.service"
 #: Words systemd reads literally without quotes (``%`` and ``$`` are doubled first).
@@ -58,8 +59,16 @@ def systemd_quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def check_run_args(run_args: Sequence[str]) -> None:
+#: ``fer-edge run`` parameters that name a file it writes, and the one that names a folder.
+_OUTPUT_FILES = ("jsonl", "save", "csv_path", "report_path", "summary_path")
+_OUTPUT_FOLDERS = ("out_dir",)
+
+
+def check_run_args(run_args: Sequence[str]) -> dict[str, object]:
     """Parse ``run_args`` with ``fer-edge run``'s parser without running anything.
+
+    Returns:
+        The parsed parameters, by ``run_cmd``'s parameter names.
 
     Raises:
         FerEdgeError: an unknown flag or a bad value, in ``fer-edge run``'s words.
@@ -67,16 +76,37 @@ def check_run_args(run_args: Sequence[str]) -> None:
     from fer_edge.device.cli import run_cmd  # the service needs run's flags, not its imports
 
     try:
-        with run_cmd.make_context("fer-edge run", list(run_args)):
-            pass
+        with run_cmd.make_context("fer-edge run", list(run_args)) as ctx:
+            return dict(ctx.params)
     except click.exceptions.Exit:
         raise FerEdgeError("run arguments: --help is not a run to start at boot") from None
     except click.ClickException as exc:
         raise FerEdgeError(f"run arguments: {exc.format_message()}") from None
 
 
-def render_unit(spec: ServiceSpec) -> str:
-    """Return the unit text for ``spec``.
+def writable_paths(params: dict[str, object], workdir: Path) -> list[Path]:
+    """Return the folders the run writes into: the unit's only writable paths.
+
+    Each output file's folder (temporary files go beside it) and ``--out-dir``, absolute
+    against ``workdir``.
+    """
+    folders: list[Path] = []
+    for name in (*_OUTPUT_FILES, *_OUTPUT_FOLDERS):
+        value = params.get(name)
+        if value is None or str(value) == "-":
+            continue
+        path = workdir / Path(str(value))
+        folder = path if name in _OUTPUT_FOLDERS else path.parent
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def render_unit(spec: ServiceSpec, writable: Sequence[Path] = ()) -> str:
+    """Return the unit text for ``spec``; it may write only in ``writable``.
+
+    ``writable`` comes from :func:`writable_paths`: under ``ProtectSystem=strict`` every
+    other path is read-only to the service.
 
     Raises:
         FerEdgeError: a field that cannot go into a unit file (a newline, a relative path).
@@ -92,6 +122,14 @@ def render_unit(spec: ServiceSpec) -> str:
         raise FerEdgeError("run arguments: a newline cannot go into a unit file")
     command = [str(spec.python), "-m", "fer_edge", "run", *spec.run_args]
     template = resources.files("fer_edge.device").joinpath(UNIT).read_text(encoding="utf-8")
+    if writable:
+        # "-": a folder missing at start does not stop the unit; the run's own check names it.
+        paths = " ".join(systemd_quote(f"-{path}") for path in writable)
+        template = template.replace("@WRITABLE@", paths)
+    else:
+        template = template.replace(
+            "ReadWritePaths=@WRITABLE@", "# The run writes no files: nothing is writable."
+        )
     return (
         template.replace("@USER@", spec.user)
         .replace("@WORKDIR@", systemd_quote(str(spec.workdir)))
@@ -106,7 +144,7 @@ def write_unit(out: str | os.PathLike[str], text: str) -> Path:
         FerEdgeError: the folder is not writable (``/etc/systemd/system`` needs sudo).
     """
     try:
-        return write_text(out, text)
+        return write_text(out, text, "--out")
     except OSError as exc:
         hint = " (try sudo)" if isinstance(exc, PermissionError) else ""
         raise FerEdgeError(f"--out: cannot write {out} ({exc.strerror}){hint}") from None
@@ -150,11 +188,16 @@ def service_cmd(user: str, workdir: Path, python: Path, out: str, run_args: tupl
       journalctl -u fer-edge -f
     """
     try:
-        check_run_args(run_args)
-        text = render_unit(ServiceSpec(run_args, user, workdir, python.absolute()))
+        params = check_run_args(run_args)
+        text = render_unit(
+            ServiceSpec(run_args, user, workdir, python.absolute()),
+            writable_paths(params, workdir),
+        )
         if out == "-":
             click.echo(text, nl=False)
             return
+        # A symlinked unit is written through; a device or FIFO is refused, never replaced.
+        check_outputs([("--out", out)], [("--python", python)])
         path = write_unit(out, text)
     except FerEdgeError as exc:
         # Also one line when started as `python -m fer_edge.device.service`, outside fer-edge.

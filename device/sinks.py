@@ -3,7 +3,8 @@
 Every sink has ``write(result)`` (a :class:`~fer_edge.faces.FrameResult`: the frame and
 its faces) and ``close()``, so the runner treats them alike and new ones (a browser live view)
 plug in without touching it. File sinks write to a temporary file beside the target and rename
-it on ``close()``: a reader never sees half a file, and Ctrl-C still leaves a complete one.
+it when the run ends (:func:`close_sinks`: all of them or none): a reader never sees half a
+file, Ctrl-C still leaves a complete one, and a failed write keeps every old file.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
-from fer_edge.atomic import atomic_path
-from fer_edge.device.sources import quiet_stderr
-from fer_edge.errors import FerEdgeError
+from fer_edge.atomic import PendingFile, write_error
+from fer_edge.errors import FerEdgeError, OutputError
 from fer_edge.faces import DEFAULT_COLOR, LABEL_COLORS, FaceResult, FrameResult, jsonl_record
+from fer_edge.quiet import quiet_stderr
 
 #: Video containers we can write, with the codec OpenCV's FFmpeg build always has for them.
 VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG"}
@@ -98,11 +99,189 @@ def draw_faces(frame: np.ndarray, faces: Sequence[FaceResult], note: str = "") -
     return out
 
 
-class JsonlSink:
+#: How often a file written in place (see :class:`FileSink`) is synced to the disk.
+SYNC_EVERY = 2.0
+#: Default ``--durable-after``: runs longer than this write their JSONL and CSV in place.
+DURABLE_AFTER = 10.0
+
+
+class FileSink:
+    """What the file sinks share: a :class:`~fer_edge.atomic.PendingFile` and its stream.
+
+    ``close()`` alone finishes and commits this one file. The runner instead calls
+    :func:`close_sinks`, which finishes every file of the run first and commits them only if
+    all succeeded, so a write error (a full disk, a closed pipe) keeps every old file.
+
+    A long run cannot keep an hour of results only in a hidden temporary file: with
+    ``durable_after`` set, once the file has been written that many seconds it is moved into
+    place and then appended to there, line by line, and synced every :data:`SYNC_EVERY`
+    seconds. A kill -9 or a power cut then loses at most the last seconds; the file is valid
+    at every line boundary. From that moment a later failure leaves the lines so far (the old
+    file is gone), still with a one-line error.
+    """
+
+    flag = ""
+    pending: PendingFile | None = None
+    durable_after: float | None = None
+    #: True once the file is in place and appended to there.
+    in_place = False
+    _opened = 0.0
+    _next_sync = 0.0
+
+    def _written(self, stream: IO[str]) -> None:
+        """After each flushed write: move the file into place once due, sync it regularly."""
+        if self.durable_after is None or self.pending is None:
+            return
+        now = time.monotonic()
+        if now < self._next_sync:
+            return
+        self._next_sync = now + SYNC_EVERY
+        if self.in_place:
+            try:
+                os.fsync(stream.fileno())
+            except OSError as exc:
+                raise self.pending.error(exc) from None
+        elif now - self._opened >= self.durable_after:
+            # The open stream follows the renamed file: later lines land in place.
+            self.pending.commit()
+            self.in_place = True
+
+    def _start(self, path: str | os.PathLike[str]) -> PendingFile:
+        try:
+            return PendingFile(path, self.flag)
+        except OSError as exc:
+            raise write_error(self.flag, path, exc) from None
+
+    def _finish(self) -> bool:
+        """Close the stream; return whether the output holds anything worth keeping."""
+        raise NotImplementedError
+
+    def finish(self) -> PendingFile | None:
+        """Close and sync the temporary file; return it to commit (``None``: nothing to write).
+
+        Raises:
+            OutputError: the last bytes or the sync failed; the temporary file is removed.
+        """
+        if self.in_place:
+            self._finish_in_place()
+            return None
+        try:
+            keep = self._finish()
+        except OSError as exc:
+            self.abort()
+            raise (
+                self.pending.error(exc) if self.pending else write_error(self.flag, "-", exc)
+            ) from None
+        except BaseException:
+            self.abort()
+            raise
+        pending = self.pending
+        if pending is None:
+            return None
+        if not keep:
+            pending.discard()
+            return None
+        pending.sync()
+        return pending
+
+    def _finish_in_place(self) -> None:
+        assert self.pending is not None
+        try:
+            self._finish()
+            fd = os.open(self.pending.final, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self.pending.error(exc) from None
+
+    def abort(self) -> None:
+        """Drop the output: the destination keeps whatever it held.
+
+        A file already written in place keeps the lines so far (valid at each line end).
+        """
+        with contextlib.suppress(Exception):
+            self._finish()
+        if self.pending is not None and not self.in_place:
+            self.pending.discard()
+
+    def close(self) -> None:
+        """Finish and move the file into place."""
+        pending = self.finish()
+        if pending is not None:
+            pending.commit()
+
+
+def close_sinks(
+    sinks: Sequence[Sink],
+    error: BaseException | None = None,
+    extra: Sequence[PendingFile] = (),
+) -> None:
+    """Close every sink; commit the file sinks' outputs together or not at all.
+
+    Args:
+        sinks: the run's sinks.
+        extra: other files of the run, already written (the report), committed with them.
+        error: what ended the run, if it failed. After an :class:`OutputError` every file
+            output is dropped (one failed write must not leave the others half-new); after
+            any other error (a camera that stopped) the frames so far are kept.
+
+    Raises:
+        OutputError: a file could not be finished; none of the files was committed.
+    """
+    files = [sink for sink in sinks if isinstance(sink, FileSink)]
+    for sink in sinks:
+        if isinstance(sink, FileSink):
+            continue
+        try:
+            sink.close()
+        except Exception:
+            if error is None:  # after a failure, the first error is the one to report
+                raise
+    if isinstance(error, OutputError):
+        for sink in files:
+            sink.abort()
+        for done in extra:
+            done.discard()
+        return
+    pending: list[PendingFile] = list(extra)
+    try:
+        for sink in files:
+            finished = sink.finish()
+            if finished is not None:
+                pending.append(finished)
+        for done in extra:
+            done.sync()
+    except BaseException:
+        for sink in files:
+            sink.abort()
+        for done in extra:
+            done.discard()
+        raise
+    for done in pending:
+        done.commit()
+
+
+def _closed_stdout() -> None:
+    # A reader that went away (``| head``) must not make Python print a second error when
+    # it flushes stdout at exit: point fd 1 at /dev/null.
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+
+
+class JsonlSink(FileSink):
     """One JSON object per frame, flushed line by line, to a file or to stdout (``-``)."""
 
+    flag = "--jsonl"
+
     def __init__(
-        self, target: str | os.PathLike[str], source_of: Callable[[int], str] | None = None
+        self,
+        target: str | os.PathLike[str],
+        source_of: Callable[[int], str] | None = None,
+        durable_after: float | None = None,
     ):
         """Open the output; a file is written beside the target and renamed on close.
 
@@ -110,44 +289,68 @@ class JsonlSink:
             target: a path, or ``-`` for stdout.
             source_of: the file of each frame index, written as its ``"source"`` (image
                 folders and globs: to join results back to the photos).
+            durable_after: move the file into place after this many seconds and append to
+                it there (see :class:`FileSink`); ``None``: only when the run ends.
+
+        Raises:
+            OutputError: the file cannot be created, or stdout is closed.
         """
         self._source_of = source_of
-        self._stack = contextlib.ExitStack()
         if str(target) == "-":
+            if sys.stdout is None:
+                raise OutputError("--jsonl -: stdout is closed")
             self._stream: IO[str] = sys.stdout
             self.path: Path | None = None
         else:
             self.path = Path(target)
+            self.pending = self._start(self.path)
+            self.durable_after, self._opened = durable_after, time.monotonic()
             try:
-                tmp = self._stack.enter_context(atomic_path(self.path))
+                self._stream = self.pending.tmp.open("w", encoding="utf-8")
             except OSError as exc:
-                raise FerEdgeError(f"--jsonl: cannot write {self.path} ({exc.strerror})") from None
-            self._stream = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
+                self.pending.discard()
+                raise self.pending.error(exc) from None
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
-        """Write and flush one line."""
-        source = self._source_of(result.frame.index) if self._source_of is not None else None
-        self._stream.write(json.dumps(jsonl_record(result, source)) + "\n")
-        self._stream.flush()
-        self.lines += 1
+        """Write and flush one line.
 
-    def close(self) -> None:
-        """Close the file and move it into place (stdout is only flushed).
-
-        With no lines, leave no file: a run that read nothing must not replace the results
-        of an earlier one with an empty file.
+        Raises:
+            OutputError: the disk is full, or stdout's reader went away.
         """
-        if self.path is None:
+        source = self._source_of(result.frame.index) if self._source_of is not None else None
+        try:
+            self._stream.write(json.dumps(jsonl_record(result, source)) + "\n")
             self._stream.flush()
-        if self.path is not None and not self.lines:
-            discard_output(self._stack)
-            return
-        self._stack.close()
+        except (OSError, ValueError) as exc:
+            raise self._error(exc) from None
+        self.lines += 1
+        self._written(self._stream)
+
+    def _error(self, exc: OSError | ValueError) -> OutputError:
+        if self.pending is not None and isinstance(exc, OSError):
+            return self.pending.error(exc)
+        _closed_stdout()
+        reason = exc.strerror if isinstance(exc, OSError) else "closed"
+        return OutputError(f"--jsonl -: cannot write to stdout ({reason})")
+
+    def _finish(self) -> bool:
+        if self.pending is None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError) as exc:
+                raise self._error(exc) from None
+            return True
+        self._stream.close()
+        # With no lines, leave no file: a run that read nothing must not replace the results
+        # of an earlier one with an empty file.
+        return self.lines > 0
 
 
-class VideoSink:
+class VideoSink(FileSink):
     """An annotated video, opened at the first frame's size."""
+
+    flag = "--save"
 
     def __init__(self, path: str | os.PathLike[str], fps: float, follow_time: bool = False):
         """Prepare the output.
@@ -175,11 +378,8 @@ class VideoSink:
         self.follow_time = follow_time
         self.frames = 0
         self._fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[suffix])
-        self._stack = contextlib.ExitStack()
-        try:
-            self._tmp = self._stack.enter_context(atomic_path(self.path))
-        except OSError as exc:
-            raise FerEdgeError(f"--save: cannot write {self.path} ({exc.strerror})") from None
+        self.pending = self._start(self.path)
+        self._tmp = self.pending.tmp
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
         self._t0 = 0.0
@@ -219,35 +419,47 @@ class VideoSink:
             )
         self._writer, self._size = writer, size
 
-    def close(self) -> None:
-        """Finish the file and move it into place.
+    def _finish(self) -> bool:
+        """Finish the file; only a writer that opened and took frames makes one.
 
-        Only a writer that opened and took frames makes a file; otherwise the temporary file
-        goes and whatever was at ``path`` before stays as it was.
+        Raises:
+            OutputError: the file lost frames (OpenCV's writers report no write errors: a full
+                disk shows as a video that holds fewer frames than were written).
         """
-        if self._writer is None or not self.frames:
-            if self._writer is not None:
-                self._writer.release()
-            discard_output(self._stack)
-            return
-        self._writer.release()
-        if self._tmp.stat().st_size == 0:  # the writer took the frames but wrote nothing
-            discard_output(self._stack)
-            return
-        self._stack.close()
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return False
+        writer.release()
+        if not self.frames:
+            return False
+        stored = video_frames_readable(self._tmp, self.frames)
+        if stored < self.frames:
+            raise OutputError(
+                f"--save: {self.path}: the video lost frames ({stored} of {self.frames} "
+                "readable; disk full?); the old file is kept"
+            )
+        return True
 
 
-class _NoFrames(Exception):
-    """Aborts an output that received no frames (the temporary file is removed)."""
+def video_frames_readable(path: Path, expected: int) -> int:
+    """Return how many of ``expected`` frames the video at ``path`` holds (0: unreadable).
 
-
-def discard_output(stack: contextlib.ExitStack) -> None:
-    """Close ``stack`` as if its block had failed: an :func:`atomic_path` in it is dropped.
-
-    The file sinks' one way to leave no file (and keep the old one) when nothing was written.
+    Counts from the container and decodes the last frame: a file cut short by a full disk
+    either has no index (MP4) or an index that promises frames the file lacks (AVI).
     """
-    with contextlib.suppress(_NoFrames):
-        stack.__exit__(_NoFrames, _NoFrames(), None)
+    with quiet_stderr():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return 0
+            count = min(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), expected)
+            if count < 1:
+                return 0
+            cap.set(cv2.CAP_PROP_POS_FRAMES, count - 1)
+            ok, _ = cap.read()
+            return count if ok else 0
+        finally:
+            cap.release()
 
 
 class DisplaySink:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,12 +25,21 @@ import cv2
 import numpy as np
 
 from fer_edge.data import IMAGE_SUFFIXES
+from fer_edge.device.imageheader import image_size
 from fer_edge.errors import FerEdgeError
 from fer_edge.faces import Frame
+from fer_edge.quiet import quiet_stderr
 
 #: Largest ``--size`` side: 8K (DCI 8192x4320) and a little room; beyond it a resized frame
 #: takes gigabytes and OpenCV fails deep inside ``cv2.resize``.
 MAX_FRAME_SIDE = 8192
+#: Default ``--max-pixels``: images and video frames larger than this are not decoded. 50 MP
+#: (a 48 MP phone photo fits) is about 150 MB as BGR, which a 1 GB Raspberry Pi can hold
+#: beside the model; a header-bomb PNG of 20000x20000 (400 MP, 1.2 GB) is skipped.
+DEFAULT_MAX_PIXELS = 50_000_000
+#: Images with a side under this many pixels are skipped like corrupt ones: no face fits,
+#: and OpenCV's resizes fail on them.
+MIN_IMAGE_SIDE = 16
 #: Reads that fail in a row before a video counts as ended (trailing failures are not skips).
 VIDEO_END_AFTER = 8
 #: Reads that fail in a row before a live camera counts as gone.
@@ -74,31 +85,6 @@ def _fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or (image.shape[1], image.shape[0]) == size:
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-@contextlib.contextmanager
-def quiet_stderr(into: int | None = None) -> Iterator[None]:
-    """Point file descriptor 2 at ``into`` (default ``/dev/null``) for the block.
-
-    Native libraries (libjpeg, FFmpeg, OpenCV) write to fd 2 directly, past ``sys.stderr``.
-    Whatever other threads print meanwhile goes the same way, so keep the block short.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): nothing to quiet
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY) if into is None else None
-    target = null if null is not None else into
-    assert target is not None  # one of the two is always set
-    try:
-        os.dup2(target, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        if null is not None:
-            os.close(null)
 
 
 class DecoderNoise:
@@ -170,6 +156,34 @@ class _DecodingSource:
         self._noise.close()
 
 
+def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """Return why the image at ``path`` must not be decoded, or ``None`` when it may be.
+
+    The reason reads after "PATH is": ``not a readable image``, ``1x1 px: too small...``.
+
+    Only the header is read (:func:`~fer_edge.device.imageheader.image_size`): a file that is
+    not a regular file, has no readable header, is under :data:`MIN_IMAGE_SIDE` a side or
+    over ``max_pixels`` is refused before OpenCV allocates anything.
+    """
+    if not is_regular_file(path):
+        return "not a regular file"
+    try:
+        size = image_size(path)
+    except OSError as exc:
+        return f"not readable ({exc.strerror})"
+    if size is None:
+        return "not a readable image"
+    width, height = size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return f"{width}x{height} px: too small for a face (under {MIN_IMAGE_SIDE} px a side)"
+    if width * height > max_pixels:
+        return (
+            f"{width}x{height} px ({width * height / 1e6:.0f} MP): over --max-pixels "
+            f"{max_pixels} (raise it to read this image)"
+        )
+    return None
+
+
 class ImageSource(_DecodingSource):
     """Still images: one file, a folder (sorted) or a glob pattern (sorted)."""
 
@@ -181,16 +195,19 @@ class ImageSource(_DecodingSource):
         description: str,
         size: tuple[int, int] | None,
         every: int = 1,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         """Create a source over ``paths`` (already resolved and non-empty).
 
         ``every`` > 1 yields only every ``every``-th file (its index stays its position in
-        ``paths``); the others are not read.
+        ``paths``); the others are not read. Images over ``max_pixels`` (by their header)
+        or under :data:`MIN_IMAGE_SIDE` a side are skipped and counted, never decoded.
         """
         super().__init__(description)
         self.paths = list(paths)
         self._size = size
         self._every = every
+        self._max_pixels = max_pixels
 
     def frames(self) -> Iterator[Frame]:
         """Yield each decodable image once; count the others in ``skipped``."""
@@ -198,8 +215,14 @@ class ImageSource(_DecodingSource):
         for index, path in enumerate(self.paths):
             if index % self._every:
                 continue
+            problem = check_image(path, self._max_pixels)
+            if problem is not None:
+                if "--max-pixels" in problem:  # the one skip a flag can undo: say which
+                    print(f"skipped {path}, which is {problem}", file=sys.stderr)
+                self.skipped += 1
+                continue
             image, noisy = self._noise.call(cv2.imread, str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            if image is None or min(image.shape[:2]) < MIN_IMAGE_SIDE:
                 self.skipped += 1
                 continue
             self.damaged += int(noisy)
@@ -211,20 +234,36 @@ class VideoSource(_DecodingSource):
 
     timed = True
 
-    def __init__(self, path: Path, size: tuple[int, int] | None, every: int = 1):
+    def __init__(
+        self,
+        path: Path,
+        size: tuple[int, int] | None,
+        every: int = 1,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         """Open ``path``.
 
         ``every`` > 1 yields only every ``every``-th frame; the others are only grabbed (no
         colour conversion, no copy), so frame indices and timestamps stay those of the file.
 
         Raises:
-            FerEdgeError: the file cannot be opened as a video.
+            FerEdgeError: the file cannot be opened as a video, or its frames are over
+                ``max_pixels`` or under :data:`MIN_IMAGE_SIDE` a side.
         """
         with _quiet_opencv():
             self._cap = cv2.VideoCapture(str(path))
             opened = self._cap.isOpened()
         if not opened:
             raise FerEdgeError(f"--source: cannot open {path} as a video")
+        width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        tiny = 0 < min(width, height) < MIN_IMAGE_SIDE  # 0: the container does not say
+        if width * height > max_pixels or tiny:
+            self._cap.release()
+            raise FerEdgeError(
+                f"--source: {path} has {width}x{height} frames: over --max-pixels {max_pixels} "
+                f"or under {MIN_IMAGE_SIDE} px a side"
+            )
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         super().__init__(f"video {path.name}", float(fps) if fps and fps > 0 else None)
         self._size = size
@@ -398,8 +437,42 @@ class PicameraSource:
             cam.close()
 
 
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """True for a regular file (or a symlink to one): never a FIFO, socket or device.
+
+    Opening a FIFO named ``x.jpg`` blocks until a writer comes, which may be never.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and is_regular_file(p)
+    )
+
+
+def _glob_files(spec: str) -> list[Path]:
+    return sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if is_regular_file(p))
+
+
+def source_files(spec: str) -> list[Path]:
+    """Return the files ``--source`` reads (none for cameras or a missing path).
+
+    The output policy checks outputs against them, so no output replaces a file the run
+    is about to read (:func:`fer_edge.outputs.check_outputs`).
+    """
+    spec = spec.strip()
+    if spec == "picamera" or spec.isdigit() or spec.startswith("/dev/video"):
+        return []
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _image_files(path)
+    if path.exists():
+        return [path]
+    return _glob_files(spec) if glob.has_magic(spec) else []
 
 
 def open_source(
@@ -407,6 +480,7 @@ def open_source(
     size: tuple[int, int] | None = None,
     max_fps: float | None = None,
     every: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> FrameSource:
     """Open the frame source named by ``--source``.
 
@@ -417,6 +491,8 @@ def open_source(
             to it.
         max_fps: a frame-rate cap requested from cameras (the runner also paces every source).
         every: files only: classify every ``every``-th frame or image (``--every``).
+        max_pixels: images and video frames larger than this are not decoded
+            (``--max-pixels``; see :func:`check_image`).
 
     Returns:
         An open source; call ``close()`` when done.
@@ -441,20 +517,25 @@ def open_source(
         files = _image_files(path)
         if not files:
             raise FerEdgeError(f"--source: folder {path} holds no images")
-        return ImageSource(files, f"images in {path}", size, every)
+        return ImageSource(files, f"images in {path}", size, every, max_pixels)
+    if path.exists() and not is_regular_file(path):
+        raise FerEdgeError(f"--source: {path} is not a regular file (a pipe, socket or device)")
     if path.is_file():
         if not os.access(path, os.R_OK):
             raise FerEdgeError(f"--source: {path} is not readable")
         if path.suffix.lower() in IMAGE_SUFFIXES:
+            problem = check_image(path, max_pixels)
+            if problem is not None:
+                raise FerEdgeError(f"--source: {path} is {problem}")
             with quiet_stderr():
                 readable = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
             if not readable:
                 raise FerEdgeError(f"--source: {path} is not a readable image")
-            return ImageSource([path], f"image {path.name}", size)
-        return VideoSource(path, size, every)
+            return ImageSource([path], f"image {path.name}", size, max_pixels=max_pixels)
+        return VideoSource(path, size, every, max_pixels)
     if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
+        files = _glob_files(spec)
         if not files:
             raise FerEdgeError(f"--source: pattern {spec!r} matches no files")
-        return ImageSource(files, f"images {spec}", size, every)
+        return ImageSource(files, f"images {spec}", size, every, max_pixels)
     raise FerEdgeError(f"--source: {spec} does not exist (give a file, folder, glob, camera index)")

@@ -1,3 +1,3 @@
-from fer_edge.cli import main
+from fer_edge.entry import main
 
 main()

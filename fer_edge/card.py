@@ -13,12 +13,14 @@ import datetime as _dt
 import gzip
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fer_edge import __version__
 from fer_edge.atomic import write_json
+from fer_edge.errors import first_line
 from fer_edge.modelmeta import ModelMeta, sidecar_path
 
 #: The ``method`` of a float32 reference model.
@@ -119,20 +121,43 @@ class ModelCard:
         """Inverse of :meth:`to_dict`.
 
         Raises:
-            ValueError: ``data`` holds a ``meta`` that is not valid metadata.
+            ValueError: ``data`` holds a ``meta`` that is not valid metadata, or a known key
+                of the wrong type (a number as ``float_model``, text as ``sparsity``).
         """
         names = {f.name for f in dataclasses.fields(cls)} - {"meta", "extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names and k != "meta"}
         if not isinstance(known.get("method", ""), str):
             known.pop("method")
-        meta = ModelMeta.from_dict(data["meta"]) if isinstance(data.get("meta"), dict) else None
+        for key, value in known.items():
+            allowed = _FIELD_TYPES[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+                raise ValueError(f"{key}: expected {allowed[0].__name__}, got {value!r:.40}")
+        try:
+            meta = ModelMeta.from_dict(data["meta"]) if isinstance(data.get("meta"), dict) else None
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise ValueError(f"meta: {exc}") from None
         return cls(meta=meta, extra=extra, **known)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the card atomically and return its path."""
         return write_json(path, self.to_dict())
 
+
+#: The JSON types each known key may hold (besides null); an int is a valid float.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: (
+        (float, int)
+        if "float" in str(f.type)
+        else (int,)
+        if "int" in str(f.type)
+        else (dict,)
+        if "dict" in str(f.type)
+        else (str,)
+    )
+    for f in dataclasses.fields(ModelCard)
+    if f.name not in ("meta", "extra")
+}
 
 #: Keys written even when ``None``: readers of older cards expect them.
 _ALWAYS_WRITTEN = frozenset({"float_model", "target_sparsity", "fine_tune"})
@@ -147,10 +172,22 @@ def read_card(model_path: str | os.PathLike[str]) -> ModelCard | None:
     """Return the card beside ``model_path``, or ``None`` if absent or unreadable.
 
     Bench must keep going on a hand-copied model without its card, so a bad card is treated
-    as no card rather than an error.
+    as no card rather than an error; a card that exists but does not parse is named in a
+    one-line warning on stderr.
     """
+    path = card_path(model_path)
     try:
-        data = json.loads(card_path(model_path).read_text(encoding="utf-8"))
-        return ModelCard.from_dict(data) if isinstance(data, dict) else None
-    except (OSError, ValueError, TypeError, KeyError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return ModelCard.from_dict(data)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        if path not in _WARNED:  # bench reads a card more than once
+            _WARNED.add(path)
+            print(f"warning: ignoring the model card {path} ({first_line(exc)})", file=sys.stderr)
+        return None
+
+
+_WARNED: set[Path] = set()

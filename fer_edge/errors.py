@@ -15,6 +15,14 @@ class FerEdgeError(Exception):
     """
 
 
+class OutputError(FerEdgeError):
+    """Writing an output failed (disk full, closed pipe, I/O error) or an output is unsafe.
+
+    Raised with a one-line message naming the flag or the file. A command that gets it drops
+    every temporary file of the call, so each output keeps the bytes it had before.
+    """
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """Return the first line of an exception's message (its type name if it has none).
 

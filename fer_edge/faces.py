@@ -12,7 +12,6 @@ checks it for readers (``fer-edge report``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +119,11 @@ def jsonl_record(result: FrameResult, source: str | None = None) -> dict[str, An
     }
 
 
+#: Bounds of a plausible record (issue 27): frames and ids fit the int64 arrays, times stay
+#: under 30 years (the charts' axes overflow on 1e308), scores are probabilities give or take.
+_MAX_INT, _MAX_T, _MAX_SCORE = 2**53, 1e9, 1e6
+
+
 def parse_record(record: Mapping[str, Any]) -> tuple[int, float, list[Mapping[str, Any]]]:
     """Check one frame record's shape (what :func:`jsonl_record` writes) for a reader.
 
@@ -133,9 +137,9 @@ def parse_record(record: Mapping[str, Any]) -> tuple[int, float, list[Mapping[st
     if not isinstance(record, Mapping):
         raise ValueError("not a JSON object")
     frame, t, faces = record.get("frame"), record.get("t"), record.get("faces")
-    if not isinstance(frame, int) or isinstance(frame, bool):
+    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < _MAX_INT:
         raise ValueError("no integer 'frame'")
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not abs(t) <= _MAX_T:
         raise ValueError("no finite number 't'")
     if not isinstance(faces, list):
         raise ValueError("no list 'faces'")
@@ -145,8 +149,10 @@ def parse_record(record: Mapping[str, Any]) -> tuple[int, float, list[Mapping[st
         scores, label, face_id = face.get("scores"), face.get("label"), face.get("id")
         if not isinstance(scores, Mapping) or not scores or label not in scores:
             raise ValueError("a face without 'scores' holding its 'label'")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scores.values()):
+        if not all(isinstance(v, (int, float)) and abs(v) <= _MAX_SCORE for v in scores.values()):
             raise ValueError("a face score is not a finite number")
-        if face_id is not None and (not isinstance(face_id, int) or isinstance(face_id, bool)):
+        if face_id is not None and (
+            not isinstance(face_id, int) or isinstance(face_id, bool) or abs(face_id) >= _MAX_INT
+        ):
             raise ValueError("a face 'id' is not an integer")
     return frame, float(t), faces

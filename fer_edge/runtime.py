@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fer_edge.errors import FerEdgeError, first_line
+from fer_edge.quiet import runtime_chatter
 
 RUNTIMES: tuple[str, ...] = ("litert", "tflite_runtime", "tf")
 RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIMES)
@@ -108,13 +109,14 @@ class Runtime:
             raise FerEdgeError(f"--delegate: unknown delegate {delegate!r} (known: edgetpu)")
         delegates = [self._edgetpu()] if delegate == "edgetpu" else None
         try:
-            interp = self.interpreter_class(
-                model_path=model_path,
-                model_content=model_content,
-                num_threads=threads,
-                experimental_delegates=delegates,
-            )
-            interp.allocate_tensors()
+            with runtime_chatter():
+                interp = self.interpreter_class(
+                    model_path=model_path,
+                    model_content=model_content,
+                    num_threads=threads,
+                    experimental_delegates=delegates,
+                )
+                interp.allocate_tensors()
         except ValueError as exc:
             where = model_path or "model"
             raise FerEdgeError(f"{where}: not a usable TFLite model ({first_line(exc)})") from None

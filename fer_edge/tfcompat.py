@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from fer_edge.quiet import runtime_chatter
+
 
 def tf_and_keras() -> tuple[ModuleType, ModuleType]:
     """Return ``(tensorflow, tf_keras)``, making sure TensorFlow uses legacy Keras.
@@ -14,8 +16,15 @@ def tf_and_keras() -> tuple[ModuleType, ModuleType]:
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tf_keras as keras
+    # TensorFlow's absl logs (oneDNN, CUDA stubs, "failed call to cuInit" on a machine
+    # without a GPU) come before it reads TF_CPP_MIN_LOG_LEVEL: keep them off the terminal,
+    # so an error after the import is the one line on stderr. Listing the GPUs once here
+    # makes the device probe, and its log lines, happen inside the quiet block.
+    with runtime_chatter():
+        import tensorflow as tf
+        import tf_keras as keras
+
+        tf.config.list_physical_devices("GPU")
 
     return tf, keras
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from fer_edge.atomic import check_output_file, check_output_folder
+from fer_edge.atomic import check_output_folder
 from fer_edge.clitypes import FILE
 from fer_edge.errors import FerEdgeError
 from fer_edge.faces import SUMMARY_SUFFIX
+from fer_edge.outputs import check_outputs
 from fer_edge.report.html import write_report
 from fer_edge.report.recording import read_recording, read_summary
 
@@ -63,7 +64,8 @@ def report_cmd(
       fer-edge report clip.jsonl --out clip.html
       fer-edge report runs/*.jsonl --out all.html --png
     """
-    check_output_file(out, "--out")
+    inputs = [*(("JSONL", path) for path in jsonl), *(("--summary", path) for path in summaries)]
+    check_outputs([("--out", out)], inputs)
     if png:
         check_output_folder(figures_folder(out), "--png")
     if summaries and len(summaries) != len(jsonl):

@@ -268,7 +268,7 @@ def read_recording(
             for line in lines:
                 try:
                     builder.add(json.loads(line))
-                except (ValueError, TypeError):  # JSONDecodeError is a ValueError
+                except (ValueError, TypeError, OverflowError):  # JSONDecodeError: a ValueError
                     builder.bad_lines += 1
     except FileNotFoundError:
         raise FerEdgeError(f"{path}: no such file") from None

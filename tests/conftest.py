@@ -104,3 +104,35 @@ def astronaut_face():
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     assert image is not None, path
     return image
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 256 KiB tmpfs (a disk that fills up); skips where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill(folder, leave)``: fill the file system of ``folder`` to ``leave`` free bytes."""
+    import os
+
+    def fill(folder: Path, leave: int) -> None:
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+        (folder / "filler.bin").write_bytes(b"\0" * max(0, free - leave))
+
+    return fill

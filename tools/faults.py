@@ -9,16 +9,23 @@ interpreter with their metadata, ``.keras`` files are whole zip archives. For ``
 checkpoint ``state.json`` names must load and hold exactly the epochs it records, and after
 the last round ``--resume`` must finish the run.
 
+``run-long`` is a long ``run`` on a stream of frames (a video paced by ``--max-fps``) with
+``--jsonl``, ``--csv`` and ``--save``: its JSONL and CSV go in place after ``--durable-after``
+seconds, so a kill may also leave them ``partial``: whole lines, every frame from 0 in order,
+and written until less than :data:`LOSS_BOUND` seconds before the kill; the video stays
+absent, old or complete.
+
 Temporary files (``.NAME.*.tmp.EXT`` beside an output) cannot be removed by a process killed
-with SIGKILL; they are counted, not failed. TensorBoard's event files under ``logs/`` are
-append-only logs and are not checked.
+with SIGKILL; they are counted, not failed (the next write to the same output removes them).
+TensorBoard's event files under ``logs/`` are append-only logs and are not checked.
 
 Usage (from the repository root, with the dev extra installed)::
 
-    python tools/faults.py [--out runs/faults] [--seed 0] [--only run,bench,train,convert]
+    python tools/faults.py [--out runs/faults] [--seed 0] [--only run,run-long,bench,train,convert]
 
-Prints one line per command (and writes ``faults.json`` into ``--out``); exits 1 on any
-output that is neither absent, old nor complete.
+(``--only`` takes any of run, run-long, bench, train, convert.) Prints one line per command
+(and writes ``faults.json`` into ``--out``); exits 1 on any output that is neither absent,
+old, complete nor (run-long) a valid partial file.
 """
 
 from __future__ import annotations
@@ -40,7 +47,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FACE = HERE.parent / "tests" / "data" / "astronaut_face.png"
 #: Rounds per command by default: bounded so the whole loop takes a few minutes on 2 cores.
-ROUNDS = {"run": 8, "bench": 6, "train": 2, "convert": 2}
+ROUNDS = {"run": 8, "run-long": 4, "bench": 6, "train": 2, "convert": 2}
+#: run-long: a partial JSONL or CSV must have been written this recently before the kill.
+LOSS_BOUND = 3.0
+STREAM_FRAMES, STREAM_FPS = 300, 25.0  # 12 s of stream
 EPOCHS = 3
 FRAMES = 120  # of the run's video
 BATCH = 27  # 7 full batches of the generated train split (189 faces): one traced shape
@@ -144,6 +154,18 @@ def check_zip(path: Path) -> None:
             raise ValueError(f"corrupt member {bad}")
 
 
+def check_csv(path: Path) -> None:
+    """Raise unless ``path`` is a header and whole rows of as many cells."""
+    import csv
+
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        raise ValueError("last row unfinished")
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or any(len(row) != len(rows[0]) for row in rows):
+        raise ValueError("rows of different lengths")
+
+
 def check_text(path: Path) -> None:
     """Raise unless ``path`` is UTF-8 text ending in a newline."""
     if not path.read_text(encoding="utf-8").endswith("\n"):
@@ -153,6 +175,7 @@ def check_text(path: Path) -> None:
 CHECKS: dict[str, Callable[[Path], None]] = {
     ".json": check_json,
     ".jsonl": check_jsonl,
+    ".csv": check_csv,
     ".avi": check_video,
     ".mp4": check_video,
     ".png": check_png,
@@ -282,6 +305,82 @@ def fault_run(root: Path, video: Path, rounds: int, rng: random.Random) -> Tally
 
     tally = Tally("run")
     rounds_over(tally, cmd, paths, rounds, rng, folder)
+    return tally
+
+
+def make_stream(root: Path) -> Path:
+    """A long video of a moving face: :data:`STREAM_FRAMES` frames, read at STREAM_FPS."""
+    import cv2
+    import numpy as np
+
+    path = root / "stream.avi"
+    if not path.exists():
+        image = cv2.imread(str(FACE))
+        if image is None:
+            raise FileNotFoundError(FACE)
+        face = cv2.resize(image, (120, 120))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (320, 240))
+        for i in range(STREAM_FRAMES):
+            frame = np.full((240, 320, 3), 60, np.uint8)
+            x = 20 + (i * 3) % 160
+            frame[60:180, x : x + 120] = face
+            writer.write(frame)
+        writer.release()
+    return path
+
+
+def classify_durable(path: Path, old: bytes | None, killed_at: float | None, tally: Tally) -> None:
+    """Like :func:`classify`, but a killed run may leave a ``partial`` file in place.
+
+    Partial means: whole lines (rows), frames 0, 1, 2... in order, last written less than
+    :data:`LOSS_BOUND` seconds before the kill.
+    """
+    if killed_at is None or not path.exists() or path.read_bytes() == old:
+        classify(path, old, tally)
+        return
+    try:
+        CHECKS[path.suffix](path)
+        lines = path.read_text().splitlines()
+        if path.suffix == ".jsonl":
+            frames = [json.loads(line)["frame"] for line in lines]
+            if frames != list(range(len(frames))):
+                raise ValueError("frames missing or out of order")
+        age = killed_at - path.stat().st_mtime
+        if age > LOSS_BOUND:
+            raise ValueError(f"last written {age:.1f} s before the kill")
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        tally.note(path.suffix, "INCOMPLETE")
+        tally.failures.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
+        return
+    tally.note(path.suffix, "partial")
+
+
+def fault_run_long(root: Path, rounds: int, rng: random.Random) -> Tally:
+    """Kill a long ``fer-edge run`` on a stream writing JSONL, CSV and a video."""
+    folder = root / "run-long"
+    folder.mkdir(exist_ok=True)
+    stream = make_stream(root)
+    paths = [folder / "out.jsonl", folder / "out.csv", folder / "out.avi"]
+    outputs = ["--jsonl", paths[0], "--csv", paths[1], "--save", paths[2]]
+    cmd = fer_edge(
+        "run", "-m", "fer2013", "-s", stream, "--max-fps", STREAM_FPS, "--durable-after", 1,
+        *outputs,
+    )  # fmt: skip
+    tally = Tally("run-long")
+    killed, seconds = play(cmd, None, folder / "baseline.stderr.txt")
+    tally.baseline_s = round(seconds, 1)
+    if not all(p.exists() for p in paths):
+        raise RuntimeError(f"run-long: the complete run failed: {folder / 'baseline.stderr.txt'}")
+    for index in range(rounds):
+        before = snapshot(paths)
+        # Past the startup and the first in-place move most of the time: that is the point.
+        killed, _ = play(cmd, rng.uniform(0.3, 1.1) * seconds, folder / f"round{index}.txt")
+        killed_at = time.time() if killed else None
+        tally.rounds += 1
+        tally.killed += killed
+        for path in paths:
+            classify_durable(path, before[path], killed_at, tally)
+    tally.temporaries = temporaries_in(folder)
     return tally
 
 
@@ -420,6 +519,8 @@ def run_all(
     tallies = []
     if "run" in only:
         tallies.append(fault_run(root, video, n["run"], rng))
+    if "run-long" in only:
+        tallies.append(fault_run_long(root, n["run-long"], rng))
     if "bench" in only:
         tallies.append(fault_bench(root, data, n["bench"], rng))
     if "train" in only or "convert" in only:

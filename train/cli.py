@@ -348,7 +348,10 @@ def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: 
     confusion matrix, naming the label set (fer2013 or ferplus) they were measured against.
     """
     from fer_edge.evaluate import evaluate_model, format_metrics
+    from fer_edge.outputs import check_outputs
 
+    # Before the evaluation: an unwritable --json, or one naming the model, costs no run.
+    check_outputs([("--json", json_out)], [("MODEL", model_path), ("--data", data)])
     evaluation = evaluate_model(model_path, data, split, tta)
     metrics = evaluation.metrics
     count = evaluation.unscored
@@ -358,4 +361,4 @@ def eval_cmd(model_path: str, data: str, split: str, tta: str | None, json_out: 
     if json_out:
         from fer_edge.atomic import write_json
 
-        write_json(json_out, metrics.to_dict())
+        write_json(json_out, metrics.to_dict(), "--json")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_edge.atomic import atomic_path, write_json
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, first_line
 from fer_edge.train.options import TrainOptions
 
 
@@ -113,12 +113,22 @@ class RunState:
 
     @classmethod
     def load(cls, paths: RunPaths) -> RunState:
-        """Read ``state.json`` (without the history)."""
-        return cls.from_dict(json.loads(paths.state.read_text()))
+        """Read ``state.json`` (without the history).
+
+        Raises:
+            FerEdgeError: a damaged state file, named in one line.
+        """
+        return cls.from_dict(read_state(paths))
 
     def read_history(self, paths: RunPaths) -> None:
-        """Take ``history.json``, cut to :attr:`epoch` epochs (a kill may fall between them)."""
-        history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+        """Take ``history.json``, cut to :attr:`epoch` epochs (a kill may fall between them).
+
+        Raises:
+            FerEdgeError: a damaged history file, named in one line.
+        """
+        history = read_run_json(paths.history, "--resume") if paths.history.exists() else {}
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise FerEdgeError(f"--resume: {paths.history} is damaged (not a training history)")
         self.history = {key: values[: self.epoch] for key, values in history.items()}
 
     def start_session(self) -> None:
@@ -159,13 +169,53 @@ def link_or_copy(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+def read_run_json(path: Path, flag: str = "--out") -> Any:
+    """Read one JSON file of a run folder; a damaged one is a one-line error naming it.
+
+    Raises:
+        FerEdgeError: the file is unreadable or not JSON (e.g. edited by hand, or a disk that
+            lost its tail).
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FerEdgeError(f"{flag}: {path} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FerEdgeError(f"{flag}: {path} is damaged ({first_line(exc)})") from None
+
+
+def read_state(paths: RunPaths) -> dict[str, Any]:
+    """Return ``state.json`` as a dict, checked for what resuming needs.
+
+    Raises:
+        FerEdgeError: a damaged state file, named in one line.
+    """
+    state = read_run_json(paths.state, "--resume")
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("options"), dict)
+        or not isinstance(state.get("epoch"), int)
+        or not all(isinstance(state.get(k, ""), (str, type(None))) for k in ("last", "best"))
+    ):
+        raise FerEdgeError(
+            f"--resume: {paths.state} is damaged (not a fer-edge train state: needs "
+            "'options', 'epoch' and checkpoint names)"
+        )
+    return state
+
+
 def load_options_for_resume(out: str | Path) -> TrainOptions:
     """Return the options an interrupted run in ``out`` was started with."""
     paths = RunPaths(out)
-    state = json.loads(paths.state.read_text()) if paths.state.is_file() else None
+    state = read_state(paths) if paths.state.is_file() else None
     if state is None or not paths.checkpoint(state, "last").is_file():
         raise FerEdgeError(f"--resume: no checkpoint in {paths.out} (expected {paths.last.name})")
-    return TrainOptions.from_dict(state["options"])
+    try:
+        return TrainOptions.from_dict(state["options"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise FerEdgeError(
+            f"--resume: {paths.state} is damaged (its options: {first_line(exc)})"
+        ) from None
 
 
 def epochs_in(model: Any, recorded: int, steps: int) -> int:

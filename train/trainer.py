@@ -20,7 +20,7 @@ in :mod:`fer_edge.train.callbacks`.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import shutil
 import sys
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from fer_edge.errors import FerEdgeError, Interrupted, sigterm_interrupts
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
+from fer_edge.runlock import folder_lock
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
 from fer_edge.train.callbacks import checkpoint_callback, graceful_interrupt, throughput_callback
@@ -52,7 +53,7 @@ from fer_edge.train.precision import (
     wrap_optimizer,
 )
 from fer_edge.train.runcache import cached_arrays
-from fer_edge.train.runfolder import RunPaths, RunState, epochs_in
+from fer_edge.train.runfolder import RunPaths, RunState, epochs_in, read_run_json
 
 
 @dataclass
@@ -165,12 +166,14 @@ def train(
         Interrupted: Ctrl-C or SIGTERM, after the last finished epoch was checkpointed (a
             ``KeyboardInterrupt``).
     """
-    with sigterm_interrupts():
-        return _train(options, resume, verbose)
+    with sigterm_interrupts(), contextlib.ExitStack() as locks:
+        return _train(options, resume, verbose, locks)
 
 
-def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainResult | None:
-    setup = _setup_train(options, resume)
+def _train(
+    options: TrainOptions, resume: bool, verbose: int | None, locks: contextlib.ExitStack
+) -> TrainResult | None:
+    setup = _setup_train(options, resume, locks)
     data = _load_data(setup)
     model, state = _build_model(setup, data)
     if setup.chief and not resume:
@@ -181,8 +184,8 @@ def _train(options: TrainOptions, resume: bool, verbose: int | None) -> TrainRes
     return result
 
 
-def _setup_train(options: TrainOptions, resume: bool) -> _Setup:
-    """Check the options and the run folder, and settle the strategy and precision."""
+def _setup_train(options: TrainOptions, resume: bool, locks: contextlib.ExitStack) -> _Setup:
+    """Check the options, lock the run folder, and settle the strategy and precision."""
     _, keras = tf_and_keras()
     family = get_family(options.model)
     if options.schedule not in SCHEDULES:
@@ -193,6 +196,8 @@ def _setup_train(options: TrainOptions, resume: bool) -> _Setup:
     paths = RunPaths(options.out)
     if distribution.chief:
         check_output_folder(paths.out, "--out")
+        # Before looking at the folder: two trainers that both found it empty would mix runs.
+        locks.enter_context(folder_lock(paths.out, "--out", "fer-edge train"))
     if distribution.chief and not resume and paths.state.exists():
         raise FerEdgeError(
             f"--out: {paths.out} already holds a run; pass --resume to continue it or choose "
@@ -572,7 +577,7 @@ def finish_run(
     """
     _, keras = tf_and_keras()
     state = RunState.load(paths)
-    history = json.loads(paths.history.read_text())
+    history = read_run_json(paths.history)
     checkpoint = keras.models.load_model(paths.checkpoint(state, "best"), compile=False)
     best = to_float32(checkpoint)
     labels = dataset.classes
