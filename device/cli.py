@@ -138,7 +138,11 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @click.option("--no-smooth", is_flag=True, help="Classify every frame on its own.")
 @click.option("--jsonl", metavar="PATH|-", help="One JSON line per frame; '-' for stdout.")
-@click.option("--save", type=FILE, help="Annotated video (.mp4/.avi).")
+@click.option(
+    "--save",
+    type=FILE,
+    help="Annotated video (.mp4/.mov/.avi), or an annotated image (.jpg/.png) of a photo source.",
+)
 @click.option(
     "--csv",
     "csv_path",

@@ -39,8 +39,8 @@ from fer_edge.device.sinks import (
     JsonlSink,
     Sink,
     StopRun,
-    VideoSink,
     close_sinks,
+    save_sink,
 )
 from fer_edge.device.smoothing import EmaSmoother
 from fer_edge.device.sources import (
@@ -331,7 +331,7 @@ def _build_sinks(
     if options.save is not None:
         # Still images get a couple per second, slow enough to look at.
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
-        add(VideoSink(options.save, fps, follow_time=source.timed))
+        add(save_sink(options.save, fps, follow_time=source.timed))
     if options.jsonl is not None:
         # Image folders and globs: every line names its file, to join results back to photos.
         image_files = isinstance(source, ImageSource)

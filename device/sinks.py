@@ -441,6 +441,59 @@ class VideoSink(FileSink):
         return True
 
 
+#: ``--save`` suffixes written as one annotated still image (a photo source).
+IMAGE_SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class ImageSink(FileSink):
+    """One annotated still image: ``--save photo.annotated.jpg`` for a photo source."""
+
+    flag = "--save"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        """Prepare the output (written when the run ends).
+
+        Raises:
+            FerEdgeError: not an image suffix of :data:`IMAGE_SAVE_SUFFIXES`, or an unwritable
+                folder.
+        """
+        self.path = Path(path)
+        if self.path.suffix.lower() not in IMAGE_SAVE_SUFFIXES:
+            raise FerEdgeError(
+                f"--save: {self.path.name}: use one of {', '.join(IMAGE_SAVE_SUFFIXES)}"
+            )
+        self.pending = self._start(self.path)
+        self._image: np.ndarray | None = None
+
+    def write(self, result: FrameResult) -> None:
+        """Keep the annotated frame; a second frame is an error (an image holds one)."""
+        if self._image is not None:
+            # An output error: the run's other outputs are dropped too, none is half-right.
+            raise OutputError(
+                f"--save: {self.path.name} is an image and holds one frame; the source has "
+                f"more (save a video: {', '.join(sorted(VIDEO_CODECS))})"
+            )
+        self._image = draw_faces(result.frame.image, result.faces)
+
+    def _finish(self) -> bool:
+        image, self._image = self._image, None
+        if image is None:
+            return False
+        assert self.pending is not None
+        ok, encoded = cv2.imencode(self.path.suffix.lower(), image)
+        if not ok:
+            raise FerEdgeError(f"--save: OpenCV cannot encode {self.path.name}")
+        self.pending.tmp.write_bytes(encoded.tobytes())
+        return True
+
+
+def save_sink(path: str | os.PathLike[str], fps: float, follow_time: bool) -> FileSink:
+    """Return the ``--save`` sink for ``path``: a still image by its suffix, else a video."""
+    if Path(path).suffix.lower() in IMAGE_SAVE_SUFFIXES:
+        return ImageSink(path)
+    return VideoSink(path, fps, follow_time=follow_time)
+
+
 def video_frames_readable(path: Path, expected: int) -> int:
     """Return how many of ``expected`` frames the video at ``path`` holds (0: unreadable).
 

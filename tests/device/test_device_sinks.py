@@ -179,3 +179,18 @@ def test_drawn_label_carries_the_id():
     assert label_strip_width(draw_faces(frame(), [tracked])) > label_strip_width(
         draw_faces(frame(), [plain])
     )
+
+
+def test_save_as_an_image_takes_one_frame(tmp_path, two_face_video):
+    """--save x.jpg annotates a photo; a video source is refused in one line, no file left."""
+    from click.testing import CliRunner
+
+    from fer_edge.cli import main
+
+    out = tmp_path / "clip.annotated.jpg"
+    result = CliRunner().invoke(
+        main, ["run", "--source", str(two_face_video), "--save", str(out), "-m", "fer2013"]
+    )
+    assert result.exit_code != 0
+    assert "is an image and holds one frame" in result.output
+    assert "Traceback" not in result.output and not out.exists()
