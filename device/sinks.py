@@ -487,7 +487,7 @@ class ImageSink(FileSink):
         return True
 
 
-def save_sink(path: str | os.PathLike[str], fps: float, follow_time: bool) -> FileSink:
+def save_sink(path: str | os.PathLike[str], fps: float, follow_time: bool) -> ImageSink | VideoSink:
     """Return the ``--save`` sink for ``path``: a still image by its suffix, else a video."""
     if Path(path).suffix.lower() in IMAGE_SAVE_SUFFIXES:
         return ImageSink(path)

@@ -17,6 +17,7 @@ Usage::
     python tools/bundle_default_model.py [--tta none|flip] [--name NAME] [--label-set SET] \
         runs/ship PREFIX [RUN_DIR BENCH_JSON]
 
+``RUN_DIR`` may be ``-`` to keep the card's training record and take only the benchmark.
 A bundled pair can be renamed by bundling it again from the package folder:
 ``--name fer2013 fer_edge/models default`` with ``--from-bundled`` (its files are
 ``default_int8.tflite`` and ``default_float32.tflite``; the old names are then removed).
@@ -56,12 +57,27 @@ def training_card(run: Path) -> dict[str, Any]:
 
 
 def bench_card(report: dict[str, Any], model: str) -> dict[str, Any]:
-    """Pick one model's accuracy, per-class recall and latency rows from a bench report."""
-    evaluation = next(e for e in report["evaluations"] if e["model"] == model)
+    """Pick one model's accuracy, per-class recall and latency rows from a bench report.
+
+    The top-level accuracy is the report's first data set's; ``by_data`` has every data set
+    (e.g. FER+ val and FER2013 val: two label sets of the same faces).
+    """
+    evaluations = [e for e in report["evaluations"] if e["model"] == model]
+    if not evaluations:
+        raise SystemExit(f"the bench report has no accuracy for {model}")
+
+    def scores(evaluation: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "accuracy": evaluation["accuracy"],
+            "balanced_recall": evaluation.get("balanced_recall"),
+            "macro_f1": evaluation["macro_f1"],
+            "per_class_recall": {c: m["recall"] for c, m in evaluation["per_class"].items()},
+        }
+
     return {
-        "accuracy": evaluation["accuracy"],
-        "macro_f1": evaluation["macro_f1"],
-        "per_class_recall": {c: m["recall"] for c, m in evaluation["per_class"].items()},
+        **scores(evaluations[0]),
+        "data": evaluations[0].get("data"),
+        "by_data": {e.get("data", ""): scores(e) for e in evaluations},
         "latency_ms": [
             {
                 "runtime": f"{r['runtime']} {r['runtime_version']}",
@@ -124,8 +140,9 @@ def bundle(
         written.append(target)
         sources.append(src)
     if from_bundled:
+        kept = {path.resolve() for path in written}
         for src in sources:
-            if src not in written:
+            if src.resolve() not in kept:  # renamed: the old name goes
                 src.unlink()
                 src.with_suffix(".json").unlink()
     return written
@@ -144,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-bundled", action="store_true")
     args = parser.parse_args(argv)
     if (args.run is None) != (args.bench is None):
-        parser.error("give both RUN_DIR and BENCH_JSON, or neither")
+        parser.error("give both RUN_DIR and BENCH_JSON, or neither (RUN_DIR - keeps the card's)")
+    if args.run == Path("-"):  # keep the card's training record (its run folder is gone)
+        args.run = None
     for path in bundle(
         args.folder,
         args.prefix,
