@@ -11,6 +11,19 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tool(name: str):
+    """Import the script ``tools/NAME.py`` (tools are scripts, not package modules)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 SHARED = REPO.parent / "shared"
 FER2013 = SHARED / "data" / "fer2013"
 FERPLUS = SHARED / "data" / "ferplus"

@@ -16,20 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ..conftest import load_tool
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:
     """A face drifting across 320x240 frames: 300 frames, 15 s at --max-fps 20."""
-    import importlib.util
-
-    # The fault loop is a tool script (tools/faults.py), not a package module.
-    path = Path(__file__).resolve().parents[2] / "tools" / "faults.py"
-    spec = importlib.util.spec_from_file_location("fer_edge_tools_faults", path)
-    assert spec is not None and spec.loader is not None
-    faults = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(faults)
+    faults = load_tool("faults")  # the fault loop is a tool script
     return faults.make_stream(tmp_path_factory.mktemp("stream"))
 
 
