@@ -69,16 +69,9 @@ class AccuracyRow:
     data: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
-            "model": self.model,
-            "data": self.data,
-            "runtime": self.runtime,
-            "threads": self.threads,
-            "float_model": self.float_model,
-            "agreement": self.agreement,
-            **self.metrics.to_dict(),
-        }
+        """Return a JSON-ready dict: the row's fields, then the metrics' keys."""
+        fields = ("model", "data", "runtime", "threads", "float_model", "agreement")
+        return {**{name: getattr(self, name) for name in fields}, **self.metrics.to_dict()}
 
 
 @dataclass(frozen=True)

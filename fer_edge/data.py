@@ -188,9 +188,9 @@ def load_dataset(
             raise FerEdgeError(f"--data: {root} is neither a dataset folder nor a .csv file")
         dataset = _load_csv(root, wanted, spec, splits, progress)
     elif ferplus.is_ferplus(root):
-        dataset = _load_ferplus(root, wanted, spec, splits, progress, workers)
+        dataset = _load_ferplus(root, _Request(wanted, spec, splits, progress, workers))
     else:
-        dataset = _load_folders(root, wanted, spec, splits, progress, workers)
+        dataset = _load_folders(root, _Request(wanted, spec, splits, progress, workers))
     if "val" in splits and "val" not in dataset.splits and "train" in dataset.splits:
         train = dataset.splits["train"]
         kept, held = stratified_split(train.labels, val_fraction, seed)
@@ -251,14 +251,19 @@ def _decode(file: Path, spec: InputSpec) -> np.ndarray | str:
     return resize_face(image, spec)
 
 
-def _load_folders(
-    root: Path,
-    wanted: tuple[str, ...],
-    spec: InputSpec,
-    splits: Sequence[str],
-    progress: bool,
-    workers: int | None,
-) -> Dataset:
+@dataclass(frozen=True)
+class _Request:
+    """What a folder loader is asked for (see :func:`load_dataset`'s arguments)."""
+
+    wanted: tuple[str, ...]
+    spec: InputSpec
+    splits: Sequence[str]
+    progress: bool
+    workers: int | None
+
+
+def _load_folders(root: Path, request: _Request) -> Dataset:
+    wanted, spec, splits = request.wanted, request.spec, request.splits
     present = [s for s in SPLITS if s in splits and (root / s).is_dir()]
     if not any((root / s).is_dir() for s in SPLITS):
         raise FerEdgeError(
@@ -267,7 +272,7 @@ def _load_folders(
         )
     skipped: list[Skipped] = []
     listed = {s: _list_folder_split(root / s, wanted, skipped) for s in present}
-    decoded = _decode_splits(root.name, listed, spec, skipped, progress, workers)
+    decoded = _decode_splits(root.name, listed, spec, skipped, request.progress, request.workers)
     result = {name: split for name, (split, _) in decoded.items()}
     return Dataset(wanted, result, skipped, str(root))
 
@@ -307,14 +312,8 @@ def _decode_splits(
     return result
 
 
-def _load_ferplus(
-    root: Path,
-    wanted: tuple[str, ...],
-    spec: InputSpec,
-    splits: Sequence[str],
-    progress: bool,
-    workers: int | None,
-) -> Dataset:
+def _load_ferplus(root: Path, request: _Request) -> Dataset:
+    wanted, spec, splits = request.wanted, request.spec, request.splits
     skipped: list[Skipped] = []
     listed: dict[str, list[tuple[Path, int]]] = {}
     parts: dict[str, ferplus.FerPlusSplit] = {}
@@ -325,7 +324,7 @@ def _load_ferplus(
         skipped.extend(Skipped(where, reason) for where, reason in part.bad_rows)
         parts[split_name] = part
         listed[split_name] = list(zip(part.files, part.labels.tolist(), strict=True))
-    decoded = _decode_splits(root.name, listed, spec, skipped, progress, workers)
+    decoded = _decode_splits(root.name, listed, spec, skipped, request.progress, request.workers)
     result = {
         name: Split(
             split.images,

@@ -44,11 +44,9 @@ class ClassificationMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
+        scalars = ("count", "accuracy", "macro_f1", "balanced_recall")
         return {
-            "count": self.count,
-            "accuracy": self.accuracy,
-            "macro_f1": self.macro_f1,
-            "balanced_recall": self.balanced_recall,
+            **{name: getattr(self, name) for name in scalars},
             "per_class": {name: vars(m) for name, m in self.per_class.items()},
             "labels": list(self.labels),
             "confusion": self.confusion,

@@ -13,6 +13,44 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_cli(*args):
+    """Run ``fer-edge ARGS`` in-process; a traceback in the output fails the test."""
+    from click.testing import CliRunner
+
+    from fer_edge.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+@pytest.fixture
+def full_device(tmp_path) -> Path:
+    """A character device like /dev/full in ``tmp_path`` (needs root: skipped otherwise)."""
+    import stat
+
+    node = tmp_path / "full"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    return node
+
+
+def symlinked(tmp_path: Path, folder: str, name: str, text: str) -> tuple[Path, Path]:
+    """Make ``tmp_path/folder/name`` holding ``text`` and a link ``tmp_path/name`` to it.
+
+    Returns:
+        ``(link, target)``.
+    """
+    target = tmp_path / folder / name
+    target.parent.mkdir()
+    target.write_text(text)
+    link = tmp_path / name
+    link.symlink_to(target)
+    return link, target
+
+
 def load_tool(name: str):
     """Import the script ``tools/NAME.py`` (tools are scripts, not package modules)."""
     import importlib.util

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import click
 
@@ -13,6 +14,74 @@ from fer_edge.train.choices import DEFAULT_EPOCHS, OPTIMIZERS, SCHEDULES, TARGET
 from fer_edge.train.distribute import STRATEGIES
 from fer_edge.train.precision import PRECISIONS
 from fer_edge.train.recipes import RECIPES, recipe_help
+
+#: What each face is trained towards and how classes are balanced: ``(flag, click keywords)``.
+LABEL_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "--class-weight",
+        {
+            "type": FiniteFloat(0, 1),
+            "default": 0.0,
+            "help": "Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
+        },
+    ),
+    (
+        "--targets",
+        {
+            "type": click.Choice(TARGETS),
+            "default": "majority",
+            "help": "What each face is trained towards. majority: one label (FER2013's, or "
+            "FER+'s majority); with FER+ data (--data a folder with FER2013Train/label.csv): "
+            "votes (cross-entropy against the ten-vote distribution), sample (a label drawn "
+            "from the votes every epoch), joint (the votes mixed with the face's FER2013 "
+            "label, see --joint-mix).",
+        },
+    ),
+    (
+        "--joint-mix",
+        {
+            "type": FiniteFloat(0, 1),
+            "default": 0.5,
+            "help": "With --targets joint: the FER2013 label's share of each target (the "
+            "votes' is the rest).",
+        },
+    ),
+    (
+        "--joint-labels",
+        {
+            "type": click.Path(),
+            "help": "With --targets joint: the FER2013 folder dataset that labels the FER+ "
+            "training faces (default: the fer2013 folder beside the FER+ folder).",
+        },
+    ),
+    (
+        "--logit-adjust",
+        {
+            "type": FiniteFloat(0, 4),
+            "default": 0.0,
+            "help": "Post-hoc logit adjustment folded into model.keras: rare classes' logits "
+            "get TAU * log(share limit / class share) (Menon et al. 2021); 0 off. With "
+            "--resume on a finished run it rewrites model.keras and the reports from the best "
+            "checkpoint.",
+        },
+    ),
+    (
+        "--logit-adjust-below",
+        {
+            "type": FiniteFloat(0.001, 1),
+            "default": 1.0,
+            "help": "With --logit-adjust: only classes under this share of the training faces "
+            "are lifted (1: every class, Menon's adjustment; 0.05: the tail only).",
+        },
+    ),
+)
+
+
+def _label_options(command: Any) -> Any:
+    """Add :data:`LABEL_OPTIONS` to a click command, in their order."""
+    for flag, keywords in reversed(LABEL_OPTIONS):
+        command = click.option(flag, **keywords)(command)
+    return command
 
 
 def _parse_model_options(values: tuple[str, ...]) -> dict[str, object]:
@@ -91,48 +160,7 @@ LR_HELP = (
     help="Share of train held out to pick the best epoch (val is never used to tune).",
 )
 @click.option("--eval-split", type=click.Choice(["val", "test"]), default="val")
-@click.option(
-    "--class-weight",
-    type=FiniteFloat(0, 1),
-    default=0.0,
-    help="Class-weight power: 0 off, 0.5 sqrt inverse frequency, 1 inverse frequency.",
-)
-@click.option(
-    "--targets",
-    type=click.Choice(TARGETS),
-    default="majority",
-    help="What each face is trained towards. majority: one label (FER2013's, or FER+'s "
-    "majority); with FER+ data (--data a folder with FER2013Train/label.csv): votes "
-    "(cross-entropy against the ten-vote distribution), sample (a label drawn from the votes "
-    "every epoch), joint (the votes mixed with the face's FER2013 label, see --joint-mix).",
-)
-@click.option(
-    "--joint-mix",
-    type=FiniteFloat(0, 1),
-    default=0.5,
-    help="With --targets joint: the FER2013 label's share of each target (the votes' is the rest).",
-)
-@click.option(
-    "--joint-labels",
-    type=click.Path(),
-    help="With --targets joint: the FER2013 folder dataset that labels the FER+ training faces "
-    "(default: the fer2013 folder beside the FER+ folder).",
-)
-@click.option(
-    "--logit-adjust",
-    type=FiniteFloat(0, 4),
-    default=0.0,
-    help="Post-hoc logit adjustment folded into model.keras: rare classes' logits get "
-    "TAU * log(share limit / class share) (Menon et al. 2021); 0 off. With --resume on a "
-    "finished run it rewrites model.keras and the reports from the best checkpoint.",
-)
-@click.option(
-    "--logit-adjust-below",
-    type=FiniteFloat(0.001, 1),
-    default=1.0,
-    help="With --logit-adjust: only classes under this share of the training faces are "
-    "lifted (1: every class, Menon's adjustment; 0.05: the tail only).",
-)
+@_label_options
 @click.option("--label-smoothing", type=FiniteFloat(0, 0.5), default=0.0)
 @click.option("--no-augment", is_flag=True, help="Turn off all augmentation.")
 @click.option("--erase", type=FiniteFloat(0, 1), default=0.0, help="Random-erasing probability.")

@@ -21,6 +21,8 @@ from fer_edge.atomic import (
 from fer_edge.errors import OutputError
 from fer_edge.outputs import check_outputs
 
+from ..conftest import symlinked
+
 
 def test_an_output_that_is_an_input_is_refused_by_path_link_and_symlink(tmp_path):
     source = tmp_path / "v.mp4"
@@ -41,7 +43,7 @@ def test_two_outputs_naming_one_file_are_refused(tmp_path):
     check_outputs([("--csv", tmp_path / "x.csv"), ("--jsonl", "-"), ("--save", None)])
 
 
-def test_fifos_sockets_and_devices_are_refused_and_left_alone(tmp_path):
+def test_fifos_sockets_and_devices_are_refused_and_left_alone(tmp_path, full_device):
     fifo = tmp_path / "out.json"
     os.mkfifo(fifo)
     with pytest.raises(OutputError, match="--json: .* is not a regular file"):
@@ -49,11 +51,7 @@ def test_fifos_sockets_and_devices_are_refused_and_left_alone(tmp_path):
     with pytest.raises(OutputError, match="not a regular file"):
         write_json(fifo, {"a": 1})  # the writer checks too (a race after the check)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    device = tmp_path / "full"
-    try:
-        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # what /dev/full is
-    except PermissionError:
-        pytest.skip("mknod needs root")
+    device = full_device
     with pytest.raises(OutputError, match="not a regular file"):
         check_outputs([("--json", device)])
     with pytest.raises(OutputError):
@@ -62,11 +60,7 @@ def test_fifos_sockets_and_devices_are_refused_and_left_alone(tmp_path):
 
 
 def test_a_symlinked_output_is_written_through_and_stays_a_link(tmp_path):
-    target = tmp_path / "real" / "unit.service"
-    target.parent.mkdir()
-    target.write_text("old")
-    link = tmp_path / "unit.service"
-    link.symlink_to(target)
+    link, target = symlinked(tmp_path, "real", "unit.service", "old")
     write_bytes(link, b"new")
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.read_bytes() == b"new"

@@ -13,15 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from fer_edge.cli import main
+from ..conftest import run_cli, symlinked
 
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
+cli = run_cli
 
 
 def error_line(result):
@@ -112,12 +107,8 @@ def test_report_eval_bench_refuse_to_overwrite_their_inputs(tmp_path, video, tin
     assert digest(model) == before
 
 
-def test_eval_refuses_a_device_node_before_evaluating(tmp_path):
-    node = tmp_path / "full"
-    try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # /dev/full
-    except PermissionError:
-        pytest.skip("mknod needs root")
+def test_eval_refuses_a_device_node_before_evaluating(tmp_path, full_device):
+    node = full_device
     # The data does not exist: the output is refused before anything is loaded.
     line = error_line(cli("eval", "m.keras", "--data", tmp_path / "none", "--json", node))
     assert "not a regular file" in line
@@ -125,11 +116,7 @@ def test_eval_refuses_a_device_node_before_evaluating(tmp_path):
 
 
 def test_service_writes_through_a_symlink_and_refuses_a_fifo(tmp_path):
-    real = tmp_path / "units" / "fer-edge.service"
-    real.parent.mkdir()
-    real.write_text("old unit")
-    link = tmp_path / "fer-edge.service"
-    link.symlink_to(real)
+    link, real = symlinked(tmp_path, "units", "fer-edge.service", "old unit")
     assert cli("service", "--out", link, "--", "--source", "0").exit_code == 0
     assert link.is_symlink() and "ExecStart=" in real.read_text()
     fifo = tmp_path / "pipe.service"

@@ -13,9 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from fer_edge.cli import main
 from fer_edge.detect import Box
 from fer_edge.device.batch import INDEX_NAME, expand_sources, output_stems
 from fer_edge.device.csvsink import BASE_COLUMNS, csv_columns, face_rows
@@ -25,6 +23,8 @@ from fer_edge.errors import FerEdgeError
 from fer_edge.faces import FaceResult, Frame, FrameResult
 from fer_edge.labels import FER2013_CLASSES
 
+from ..conftest import run_cli
+
 FPS = 10.0
 FACE = Path(__file__).resolve().parents[1] / "data" / "astronaut_face.png"
 
@@ -33,10 +33,7 @@ def read_jsonl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
+cli = run_cli
 
 
 def error_line(result):
