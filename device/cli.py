@@ -169,8 +169,9 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     metavar="SECONDS",
     help="Long runs: after this many seconds the --jsonl and --csv files are moved into place "
     "and appended to there, synced every 2 s, so a crash or kill -9 loses only the last "
-    "seconds (before that, and for --save and --report, the old file stays until the run "
-    "ends well).",
+    "seconds (before that, and for --report, the old file stays until the run ends well). "
+    "A --save video also goes to closed NAME.partNNN.EXT segments this long (at least 1 s), "
+    "removed when the run ends well and kept after a kill.",
 )
 @click.option(
     "--save-videos",

@@ -122,7 +122,8 @@ class RunOptions:
             printed once on any other address; see :mod:`fer_edge.device.serveauth`).
         durable_after: seconds after which ``jsonl`` and ``csv`` are moved into place and
             appended to there, synced every few seconds, so a crash loses only the last
-            seconds (see :class:`~fer_edge.device.sinks.FileSink`); ``None``: only at the end.
+            seconds (see :class:`~fer_edge.device.sinks.FileSink`); a ``save`` video is also
+            written as closed segments that long (see ``VideoSink``); ``None``: only at the end.
         sinks: extra sinks (e.g. a live view); :func:`run` closes them too.
     """
 
@@ -331,7 +332,7 @@ def _build_sinks(
     if options.save is not None:
         # Still images get a couple per second, slow enough to look at.
         fps = (source.fps or options.max_fps or 30.0) if source.timed else options.max_fps or 2.0
-        add(save_sink(options.save, fps, follow_time=source.timed))
+        add(save_sink(options.save, fps, source.timed, options.durable_after))
     if options.jsonl is not None:
         # Image folders and globs: every line names its file, to join results back to photos.
         image_files = isinstance(source, ImageSource)

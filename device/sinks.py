@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
-from fer_edge.atomic import PendingFile, write_error
+from fer_edge.atomic import PendingFile, fsync_folder, write_error
 from fer_edge.errors import FerEdgeError, OutputError
 from fer_edge.faces import DEFAULT_COLOR, LABEL_COLORS, FaceResult, FrameResult, jsonl_record
 from fer_edge.quiet import quiet_stderr
@@ -206,11 +207,15 @@ class FileSink:
         if self.pending is not None and not self.in_place:
             self.pending.discard()
 
+    def committed(self) -> None:
+        """After the output was moved into place: remove what only stood in for it."""
+
     def close(self) -> None:
         """Finish and move the file into place."""
         pending = self.finish()
         if pending is not None:
             pending.commit()
+            self.committed()
 
 
 def close_sinks(
@@ -261,6 +266,8 @@ def close_sinks(
         raise
     for done in pending:
         done.commit()
+    for sink in files:
+        sink.committed()
 
 
 def _closed_stdout() -> None:
@@ -347,12 +354,50 @@ class JsonlSink(FileSink):
         return self.lines > 0
 
 
+#: Closed video segments are at least this long: a ``--durable-after`` of 0 must not make a
+#: file per frame.
+MIN_SEGMENT = 1.0
+
+
+def video_part(path: Path, number: int) -> Path:
+    """Return the ``number``-th segment file of the video ``path``: ``NAME.partNNN.EXT``."""
+    return path.with_name(f"{path.stem}.part{number:03d}{path.suffix}")
+
+
+def video_parts(path: Path) -> list[Path]:
+    """Return the closed segment files beside the video ``path``, in order."""
+    pattern = re.compile(rf"{re.escape(path.stem)}\.part(\d{{3,}}){re.escape(path.suffix)}")
+    found: list[tuple[int, Path]] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            match = pattern.fullmatch(entry.name)
+            if match:
+                found.append((int(match.group(1)), Path(entry.path)))
+    return [part for _, part in sorted(found)]
+
+
 class VideoSink(FileSink):
-    """An annotated video, opened at the first frame's size."""
+    """An annotated video, opened at the first frame's size.
+
+    A video file is readable only once its writer is closed (after a kill -9 OpenCV's MJPG
+    ``.avi`` and mp4v ``.mp4`` are empty or index-less: nothing reads back). So with
+    ``durable_after`` set, every frame also goes to a segment writer that is closed and moved
+    into place as ``NAME.partNNN.EXT`` every ``durable_after`` seconds (at least
+    :data:`MIN_SEGMENT`): each closed part is a complete video. A clean end commits the whole
+    video as before and then removes this run's parts; a kill leaves the parts (all but the
+    last segment's seconds), and the next run on the same output keeps them, says so in one
+    line, and numbers its own after them. The old ``NAME.EXT`` stays until a clean end.
+    """
 
     flag = "--save"
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, follow_time: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        follow_time: bool = False,
+        durable_after: float | None = None,
+    ):
         """Prepare the output.
 
         Args:
@@ -361,6 +406,8 @@ class VideoSink(FileSink):
             follow_time: place frames by their timestamps, holding a frame until the next one
                 arrives (a camera loop at 8 fps saved at 30 fps plays in real time) and dropping
                 frames that come faster than ``fps``; otherwise one output frame per frame.
+            durable_after: also write closed segments of this many seconds (see above);
+                ``None``: the video exists only once the run ends.
 
         Raises:
             FerEdgeError: an unsupported extension, a frame rate that is not a positive finite
@@ -384,6 +431,22 @@ class VideoSink(FileSink):
         self._size: tuple[int, int] | None = None
         self._t0 = 0.0
         self._last: np.ndarray | None = None
+        self._segment_seconds = None if durable_after is None else max(durable_after, MIN_SEGMENT)
+        self._segment: PendingFile | None = None
+        self._segment_writer: Any = None
+        self._segment_frames = 0
+        self._segment_opened = 0.0
+        self._parts: list[Path] = []  # this run's closed parts
+        self._next_part = 0
+        if self._segment_seconds is not None:
+            left = video_parts(self.pending.final)
+            if left:
+                # They hold a killed run's video: never delete them silently.
+                sys.stderr.write(
+                    f"--save: {len(left)} segments of an unfinished run are kept: "
+                    f"{left[0].name} .. {left[-1].name}\n"
+                )
+                self._next_part = int(left[-1].stem.rsplit(".part", 1)[1]) + 1
 
     def write(self, result: FrameResult) -> None:
         """Draw the faces onto the frame and append it (see ``follow_time``)."""
@@ -400,10 +463,73 @@ class VideoSink(FileSink):
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         # Until this frame arrived, the previous one was what the camera showed.
         for _ in range(slot - self.frames):
-            self._writer.write(self._last)
-        self._writer.write(image)
+            self._put(self._last)
+        self._put(image)
         self._last = image
         self.frames = slot + 1
+        if (
+            self._segment_seconds is not None
+            and time.monotonic() - self._segment_opened >= self._segment_seconds
+        ):
+            self._close_segment()
+            self._open_segment()
+
+    def _put(self, image: np.ndarray | None) -> None:
+        self._writer.write(image)
+        if self._segment_writer is not None:
+            self._segment_writer.write(image)
+            self._segment_frames += 1
+
+    def _open_segment(self) -> None:
+        assert self._size is not None
+        segment = self._start(video_part(self.pending_final, self._next_part))
+        self._next_part += 1
+        with quiet_stderr():
+            writer = cv2.VideoWriter(str(segment.tmp), self._fourcc, self.fps, self._size)
+        if not writer.isOpened():  # the whole video's writer opened at this size
+            writer.release()
+            segment.discard()
+            raise OutputError(f"--save: OpenCV cannot write the segment {segment.final.name}")
+        self._segment, self._segment_writer = segment, writer
+        self._segment_frames, self._segment_opened = 0, time.monotonic()
+
+    def _close_segment(self, keep: bool = True) -> None:
+        """Close the open segment and, if ``keep``, move it into place once it reads back.
+
+        Raises:
+            OutputError: the segment lost frames, or could not be moved into place.
+        """
+        segment, writer = self._segment, self._segment_writer
+        self._segment = self._segment_writer = None
+        if segment is None:
+            return
+        writer.release()
+        if not (keep and self._segment_frames):
+            segment.discard()
+            return
+        stored = video_frames_readable(segment.tmp, self._segment_frames)
+        if stored < self._segment_frames:
+            segment.discard()
+            raise OutputError(
+                f"--save: {segment.final}: the video lost frames ({stored} of "
+                f"{self._segment_frames} readable; disk full?)"
+            )
+        self._parts.append(segment.commit())
+
+    @property
+    def pending_final(self) -> Path:
+        """The video file this sink replaces."""
+        assert self.pending is not None
+        return self.pending.final
+
+    def committed(self) -> None:
+        """The whole video is in place: this run's segments only stood in for it."""
+        for part in self._parts:
+            part.unlink(missing_ok=True)
+        if self._parts:
+            with contextlib.suppress(OSError):
+                fsync_folder(self.pending_final.parent)
+        self._parts = []
 
     def _open(self, size: tuple[int, int]) -> None:
         # FFmpeg explains a refusal on stderr in several lines; ours names the flag instead.
@@ -418,6 +544,8 @@ class VideoSink(FileSink):
                 f"--save: OpenCV cannot write a {size[0]}x{size[1]} {self.path.suffix} video{hint}"
             )
         self._writer, self._size = writer, size
+        if self._segment_seconds is not None:
+            self._open_segment()
 
     def _finish(self) -> bool:
         """Finish the file; only a writer that opened and took frames makes one.
@@ -426,6 +554,8 @@ class VideoSink(FileSink):
             OutputError: the file lost frames (OpenCV's writers report no write errors: a full
                 disk shows as a video that holds fewer frames than were written).
         """
+        # The whole video replaces the open segment (after a failure, the closed parts stay).
+        self._close_segment(keep=False)
         writer, self._writer = self._writer, None
         if writer is None:
             return False
@@ -487,11 +617,19 @@ class ImageSink(FileSink):
         return True
 
 
-def save_sink(path: str | os.PathLike[str], fps: float, follow_time: bool) -> ImageSink | VideoSink:
-    """Return the ``--save`` sink for ``path``: a still image by its suffix, else a video."""
+def save_sink(
+    path: str | os.PathLike[str],
+    fps: float,
+    follow_time: bool,
+    durable_after: float | None = None,
+) -> ImageSink | VideoSink:
+    """Return the ``--save`` sink for ``path``: a still image by its suffix, else a video.
+
+    ``durable_after`` applies to a video (see :class:`VideoSink`); an image is one frame.
+    """
     if Path(path).suffix.lower() in IMAGE_SAVE_SUFFIXES:
         return ImageSink(path)
-    return VideoSink(path, fps, follow_time=follow_time)
+    return VideoSink(path, fps, follow_time=follow_time, durable_after=durable_after)
 
 
 def video_frames_readable(path: Path, expected: int) -> int:

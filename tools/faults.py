@@ -12,8 +12,11 @@ the last round ``--resume`` must finish the run.
 ``run-long`` is a long ``run`` on a stream of frames (a video paced by ``--max-fps``) with
 ``--jsonl``, ``--csv`` and ``--save``: its JSONL and CSV go in place after ``--durable-after``
 seconds, so a kill may also leave them ``partial``: whole lines, every frame from 0 in order,
-and written until less than :data:`LOSS_BOUND` seconds before the kill; the video stays
-absent, old or complete.
+and written until less than :data:`LOSS_BOUND` seconds before the kill. The video itself stays
+absent, old or complete, but a killed round leaves its closed 1 s segments
+(``out.partNNN.avi``): each must decode whole (every frame its container counts) and the newest
+must be closed less than :data:`LOSS_BOUND` seconds before the kill; a round that ends leaves
+none of its own.
 
 Temporary files (``.NAME.*.tmp.EXT`` beside an output) cannot be removed by a process killed
 with SIGKILL; they are counted, not failed (the next write to the same output removes them).
@@ -51,6 +54,8 @@ ROUNDS = {"run": 8, "run-long": 4, "bench": 6, "train": 2, "convert": 2}
 #: run-long: a partial JSONL or CSV must have been written this recently before the kill.
 LOSS_BOUND = 3.0
 STREAM_FRAMES, STREAM_FPS = 300, 25.0  # 12 s of stream
+#: run-long: ``--durable-after``, so also the length of the video's segments.
+SEGMENT_S = 1.0
 EPOCHS = 3
 FRAMES = 120  # of the run's video
 BATCH = 27  # 7 full batches of the generated train split (189 faces): one traced shape
@@ -355,6 +360,59 @@ def classify_durable(path: Path, old: bytes | None, killed_at: float | None, tal
     tally.note(path.suffix, "partial")
 
 
+def video_segments(video: Path) -> set[Path]:
+    """The closed segments (``NAME.partNNN.EXT``) beside ``video``."""
+    return set(video.parent.glob(f"{video.stem}.part[0-9][0-9][0-9]*{video.suffix}"))
+
+
+def decoded_frames(path: Path) -> tuple[int, int]:
+    """Return (frames decoded reading ``path`` through, frames its container counts)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        counted = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        decoded = 0
+        while capture.read()[0]:
+            decoded += 1
+    finally:
+        capture.release()
+    return decoded, counted
+
+
+def classify_segments(
+    video: Path, before: set[Path], lines: int, killed_at: float | None, tally: Tally
+) -> None:
+    """Record the video segments one round left: ``kept`` (killed), ``none``, or a failure.
+
+    Args:
+        video: the ``--save`` path.
+        before: its segments before the round (earlier kills' segments stay, by design).
+        lines: the JSONL's lines after the round: about how many frames the round processed.
+        killed_at: when the round was killed (``None``: it ended by itself).
+        tally: where to count.
+    """
+    new = sorted(video_segments(video) - before)
+    try:
+        if killed_at is None and new:
+            raise ValueError(f"a run that ended left {len(new)} of its segments")
+        for part in new:
+            decoded, counted = decoded_frames(part)
+            if not 0 < decoded == counted:
+                raise ValueError(f"{part.name}: {decoded} frames decode of {counted}")
+        if new:
+            age = killed_at - new[-1].stat().st_mtime if killed_at is not None else 0.0
+            if age > LOSS_BOUND:
+                raise ValueError(f"newest segment closed {age:.1f} s before the kill")
+        elif killed_at is not None and lines > (SEGMENT_S + LOSS_BOUND) * STREAM_FPS:
+            raise ValueError(f"no segment after {lines} frames")
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        tally.note("segments", "INCOMPLETE")
+        tally.failures.append(f"{video.name} segments: {type(exc).__name__}: {exc}"[:300])
+        return
+    tally.note("segments", "kept" if new else "none")
+
+
 def fault_run_long(root: Path, rounds: int, rng: random.Random) -> Tally:
     """Kill a long ``fer-edge run`` on a stream writing JSONL, CSV and a video."""
     folder = root / "run-long"
@@ -363,7 +421,8 @@ def fault_run_long(root: Path, rounds: int, rng: random.Random) -> Tally:
     paths = [folder / "out.jsonl", folder / "out.csv", folder / "out.avi"]
     outputs = ["--jsonl", paths[0], "--csv", paths[1], "--save", paths[2]]
     cmd = fer_edge(
-        "run", "-m", "fer2013", "-s", stream, "--max-fps", STREAM_FPS, "--durable-after", 1,
+        "run", "-m", "fer2013", "-s", stream, "--max-fps", STREAM_FPS, "--durable-after",
+        SEGMENT_S,
         *outputs,
     )  # fmt: skip
     tally = Tally("run-long")
@@ -373,6 +432,7 @@ def fault_run_long(root: Path, rounds: int, rng: random.Random) -> Tally:
         raise RuntimeError(f"run-long: the complete run failed: {folder / 'baseline.stderr.txt'}")
     for index in range(rounds):
         before = snapshot(paths)
+        parts = video_segments(paths[2])
         # Past the startup and the first in-place move most of the time: that is the point.
         killed, _ = play(cmd, rng.uniform(0.3, 1.1) * seconds, folder / f"round{index}.txt")
         killed_at = time.time() if killed else None
@@ -380,6 +440,8 @@ def fault_run_long(root: Path, rounds: int, rng: random.Random) -> Tally:
         tally.killed += killed
         for path in paths:
             classify_durable(path, before[path], killed_at, tally)
+        lines = len(paths[0].read_bytes().splitlines()) if paths[0].exists() else 0
+        classify_segments(paths[2], parts, lines, killed_at, tally)
     tally.temporaries = temporaries_in(folder)
     return tally
 

@@ -1,4 +1,4 @@
-"""Issue 27: kill -9 a long `fer-edge run`: its JSONL and CSV hold all but the last moments.
+"""Issue 27: kill -9 a long `fer-edge run`: its outputs hold all but the last moments.
 
 A real subprocess reading a stream of frames (a long video paced by --max-fps), killed with
 SIGKILL; then the next run on the same paths cleans up the killed writer's leftovers.
@@ -58,7 +58,18 @@ def test_kill_9_of_a_long_run_keeps_all_but_the_last_moments(tmp_path, stream, t
         rows = list(csv.DictReader(f))
     assert {int(r["frame"]) for r in rows} <= set(frames)
     assert max(int(r["frame"]) for r in rows) >= frames[-1] - 1  # one sink behind at most
-    assert not video.exists()  # a video is valid only once finished: it stays all-or-nothing
+    # The whole video exists only once finished, but its closed 1 s segments are complete
+    # files: every frame reads back, and the last closed one ends about a segment before the
+    # kill (the open segment's seconds are what a kill loses).
+    assert not video.exists()
+    parts = sorted(tmp_path.glob("out.part*.avi"))
+    assert [p.name for p in parts] == [f"out.part{i:03d}.avi" for i in range(len(parts))]
+    assert len(parts) >= 2
+    readable = [frames_read(p) for p in parts]
+    assert all(n == frames_counted(p) and n > 0 for n, p in zip(readable, parts, strict=True))
+    assert killed_at - parts[-1].stat().st_mtime < 2.5
+    # The saved video holds about as many frames as the JSONL, less the open segment's.
+    assert sum(readable) >= len(frames) - 2.5 * 25
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert leftovers and all(".tmp.avi" in name for name in leftovers)
 
@@ -70,8 +81,35 @@ def test_kill_9_of_a_long_run_keeps_all_but_the_last_moments(tmp_path, stream, t
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi", "out.csv", "out.jsonl"]
-    assert len(jsonl.read_text().splitlines()) == 3
+    # The killed run's segments are its video: kept and reported, never silently deleted.
+    kept = ["out.avi", "out.csv", "out.jsonl", *(p.name for p in parts)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+    assert f"segments of an unfinished run are kept: out.part000.avi .. {parts[-1].name}" in (
+        done.stderr.decode()
+    )
+    assert len(jsonl.read_text().splitlines()) == 3 and frames_read(video) == 3
+
+
+def frames_read(path):
+    """How many frames OpenCV decodes from ``path``, reading it through."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    return count
+
+
+def frames_counted(path):
+    """How many frames the container of ``path`` says it holds."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return count
 
 
 def frame_result(index):
@@ -100,3 +138,41 @@ def test_a_durable_file_goes_in_place_and_grows_there(tmp_path):
     assert not short.in_place and not (tmp_path / "short.jsonl").exists()
     short.close()
     assert (tmp_path / "short.jsonl").read_text().count("\n") == 1
+
+
+def test_a_durable_video_keeps_closed_segments_until_the_whole_is_in_place(tmp_path, monkeypatch):
+    import cv2
+
+    from fer_edge.device import sinks
+    from fer_edge.errors import OutputError
+
+    clock = [0.0]
+    monkeypatch.setattr(sinks.time, "monotonic", lambda: clock[0])
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"old")
+
+    def run(frames):
+        sink = sinks.VideoSink(path, fps=10, durable_after=1.0)
+        for i in range(frames):
+            sink.write(frame_result(i))
+            clock[0] += 0.25  # a segment closes after the frame that ends its second
+        return sink
+
+    sink = run(10)
+    parts = sorted(p.name for p in tmp_path.glob("out.part*.mp4"))
+    assert parts == ["out.part000.mp4", "out.part001.mp4"]  # the third is still open
+    assert [frames_read(tmp_path / p) for p in parts] == [5, 4]
+    assert path.read_bytes() == b"old"  # the old whole video stays until a clean end
+    sinks.close_sinks([sink])
+    assert frames_read(path) == 10 and not list(tmp_path.glob("out.part*"))
+    # A failed run keeps its closed segments and the old video, like a killed one.
+    path.write_bytes(b"old")
+    sinks.close_sinks([run(5)], OutputError("--jsonl: cannot write x (No space left on device)"))
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in sorted(tmp_path.glob("out.part*"))] == ["out.part000.mp4"]
+    # The next run numbers its segments after them and removes only its own at the end.
+    sink = run(5)
+    assert (tmp_path / "out.part001.mp4").exists()
+    sinks.close_sinks([sink])
+    assert [p.name for p in tmp_path.glob("out.part*")] == ["out.part000.mp4"]
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 5
