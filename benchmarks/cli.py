@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from fer_edge.clitypes import FiniteFloat
+from fer_edge.clitypes import FiniteFloat, option_flag
 from fer_edge.errors import FerEdgeError
 from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
@@ -37,7 +37,7 @@ def _inputs(options: dict[str, Any]) -> list[tuple[str, str | Path | None]]:
     return [
         *models,
         *(("--data", path) for path in options["data"]),
-        *((f"--{key.replace('_', '-')}", options[key]) for key in singles),
+        *((option_flag(key), options[key]) for key in singles),
     ]
 
 
@@ -62,10 +62,8 @@ def _config(options: dict[str, Any]) -> Any:
     for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
         if options[key] is not None:
             overrides[key] = options[key]
-    try:
-        return dataclasses.replace(config, **overrides)
-    except FerEdgeError as exc:
-        raise FerEdgeError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+    # A bad value raises naming its field, which the CLI prints as the flag.
+    return dataclasses.replace(config, **overrides)
 
 
 @click.command("bench")
@@ -186,14 +184,13 @@ def bench_cmd(**options: Any) -> None:
     )
     for flag in (*scene_only, "scene_video"):
         if options[flag] not in (None, False):
-            raise FerEdgeError(f"--{flag.replace('_', '-')} only applies with --scene")
+            raise FerEdgeError(f"{option_flag(flag)} only applies with --scene")
     if options["pipeline"]:
         _pipeline(options)
         return
     for flag in ("source", "pipeline_model", "detector", "detector_model", "max_frames"):
         if options[flag] is not None:
-            name = "--model" if flag == "pipeline_model" else f"--{flag.replace('_', '-')}"
-            raise FerEdgeError(f"{name} only applies with --pipeline")
+            raise FerEdgeError(f"{option_flag(flag)} only applies with --pipeline")
 
     from fer_edge.bench.measure import BenchOptions, bench
     from fer_edge.bench.render import format_table, write_markdown, write_plot, write_report_json
@@ -251,7 +248,7 @@ def _pipeline(options: dict[str, Any]) -> None:
         raise FerEdgeError("--pipeline takes its model from --model, not MODELS")
     for flag in ("data", "baseline", "plot", "min_accuracy", "min_agreement", "limit"):
         if options[flag] not in (None, ()):
-            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --pipeline")
+            raise FerEdgeError(f"{option_flag(flag)} does not apply with --pipeline")
     config = _config(options)
     report = bench_pipeline(
         PipelineBenchOptions(
@@ -278,7 +275,7 @@ def _scene(options: dict[str, Any]) -> None:
 
     for flag in ("models", "pipeline", "source", "detector", "detector_model", "plot", "data"):
         if options[flag]:
-            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --scene")
+            raise FerEdgeError(f"{option_flag(flag)} does not apply with --scene")
     names = (options["settings"] or ",".join(DEFAULT_SETTINGS)).split(",")
     # One run per setting: the scene takes the first --threads value, if any.
     threads = _config(options).threads if options["threads"] else (None,)

@@ -67,7 +67,11 @@ class LazyGroup(click.Group):
             with sigterm_interrupts():
                 return super().invoke(ctx)
         except FerEdgeError as exc:
-            raise click.ClickException(str(exc)) from None
+            from fer_edge.clitypes import error_message
+
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise click.ClickException(error_message(exc, command)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename}: no such file") from None
         except KeyboardInterrupt as exc:

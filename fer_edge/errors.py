@@ -12,7 +12,19 @@ class FerEdgeError(Exception):
 
     Raise it for bad input (a missing file, an unknown class, a model of the wrong kind),
     with a message that names the file or flag at fault. Bugs stay ordinary exceptions.
+
+    Library code names an option by its Python name, not by a flag's spelling:
+    ``FerEdgeError("must be at least 1, got 0", option="crop_size")``. The message stays the
+    text of the exception; the CLI prints it as ``--crop-size: must be at least 1, got 0``
+    (:func:`fer_edge.clitypes.error_message`, the one place option names become flags).
+
+    Attributes:
+        option: the option (keyword or dataclass field) at fault, or ``None``.
     """
+
+    def __init__(self, message: str = "", *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class OutputError(FerEdgeError):
