@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from fer_edge import __version__
-from fer_edge.errors import FerEdgeError, sigterm_interrupts
+from fer_edge.errors import FerEdgeError
+from fer_edge.signals import sigterm_interrupts
 
 #: name -> (module, attribute, one-line help shown in ``fer-edge --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -59,7 +60,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run a subcommand, turning user errors into one-line messages.
 
-        SIGTERM raises like Ctrl-C (see :func:`~fer_edge.errors.sigterm_interrupts`), so every
+        SIGTERM raises like Ctrl-C (see :func:`~fer_edge.signals.sigterm_interrupts`), so every
         command removes its temporary files and exits 143; ``train`` and ``run`` set their own
         handlers inside, to stop after the batch or frame in flight.
         """

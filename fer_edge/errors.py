@@ -1,10 +1,9 @@
-"""The one exception type that means "the user gave us bad input", and how a stop is told."""
+"""The one exception type that means "the user gave us bad input", and how a stop is told.
 
-import contextlib
+The signal handlers that raise :class:`Interrupted` live in :mod:`fer_edge.signals`.
+"""
+
 import signal
-import threading
-from collections.abc import Iterator
-from typing import Any
 
 
 class FerEdgeError(Exception):
@@ -58,27 +57,3 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT) -> None:
         super().__init__(signum)
         self.signum = int(signum)
-
-
-def raise_interrupted(signum: int, frame: Any) -> None:
-    """A signal handler that raises :class:`Interrupted` for ``signum``."""
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Make SIGTERM raise :class:`Interrupted` inside the block, as Ctrl-C raises.
-
-    Python's default SIGTERM ends the process at once: no ``finally`` runs, so a temporary
-    file of an atomic write is left behind and the user sees no message. Raising instead lets
-    every command clean up and the CLI exit 143. Only the main thread may set handlers; in
-    another thread the block runs unchanged.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
