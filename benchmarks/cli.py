@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from fer_edge.clitypes import FiniteFloat
+from fer_edge.clitypes import FiniteFloat, option_flag
 from fer_edge.errors import FerEdgeError
 from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
@@ -33,11 +33,11 @@ def _inputs(options: dict[str, Any]) -> list[tuple[str, str | Path | None]]:
         folder = Path(model)
         files = sorted(folder.glob("*.tflite")) if folder.is_dir() else [folder]
         models += [("MODELS", path) for path in files]
-    singles = ("baseline", "config", "source", "pipeline_model", "detector_model")
+    singles = ("baseline", "config", "source", "loop_model", "detector_model")
     return [
         *models,
         *(("--data", path) for path in options["data"]),
-        *((f"--{key.replace('_', '-')}", options[key]) for key in singles),
+        *((option_flag(key), options[key]) for key in singles),
     ]
 
 
@@ -62,10 +62,8 @@ def _config(options: dict[str, Any]) -> Any:
     for key in ("warmup", "repeats", "limit", "crop_size", "min_accuracy", "min_agreement"):
         if options[key] is not None:
             overrides[key] = options[key]
-    try:
-        return dataclasses.replace(config, **overrides)
-    except FerEdgeError as exc:
-        raise FerEdgeError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+    # A bad value raises naming its field, which the CLI prints as the flag.
+    return dataclasses.replace(config, **overrides)
 
 
 @click.command("bench")
@@ -115,10 +113,13 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option("--markdown", type=click.Path(), help="Write the report as Markdown.")
 @click.option("--plot", type=click.Path(), help="Write an accuracy vs latency PNG.")
 @click.option(
-    "--pipeline", is_flag=True, help="Bench the full run loop on --source instead of models."
+    "--pipeline",
+    is_flag=True,
+    help="Bench the run loop (capture, detect, classify, output; as fer-edge run) on --source "
+    "instead of models.",
 )
 @click.option("--source", help="With --pipeline: a video file (or camera index) to run on.")
-@click.option("--model", "pipeline_model", type=click.Path(), help="With --pipeline: the model.")
+@click.option("--model", "loop_model", type=click.Path(), help="With --pipeline: the model.")
 @click.option("--detector", help="With --pipeline: haar or yunet (as for fer-edge run).")
 @click.option(
     "--detector-model", type=click.Path(), help="With --pipeline: the YuNet .tflite or .onnx."
@@ -186,14 +187,13 @@ def bench_cmd(**options: Any) -> None:
     )
     for flag in (*scene_only, "scene_video"):
         if options[flag] not in (None, False):
-            raise FerEdgeError(f"--{flag.replace('_', '-')} only applies with --scene")
+            raise FerEdgeError(f"{option_flag(flag)} only applies with --scene")
     if options["pipeline"]:
-        _pipeline(options)
+        _loop(options)
         return
-    for flag in ("source", "pipeline_model", "detector", "detector_model", "max_frames"):
+    for flag in ("source", "loop_model", "detector", "detector_model", "max_frames"):
         if options[flag] is not None:
-            name = "--model" if flag == "pipeline_model" else f"--{flag.replace('_', '-')}"
-            raise FerEdgeError(f"{name} only applies with --pipeline")
+            raise FerEdgeError(f"{option_flag(flag)} only applies with --pipeline")
 
     from fer_edge.bench.measure import BenchOptions, bench
     from fer_edge.bench.render import format_table, write_markdown, write_plot, write_report_json
@@ -244,19 +244,20 @@ def _emit(report: Any, options: dict[str, Any]) -> None:
         click.echo(line)
 
 
-def _pipeline(options: dict[str, Any]) -> None:
-    from fer_edge.bench.loop import PipelineBenchOptions, bench_pipeline
+def _loop(options: dict[str, Any]) -> None:
+    """``--pipeline``: bench the run loop (not one frame's FacePipeline) on ``--source``."""
+    from fer_edge.bench.loop import LoopBenchOptions, bench_loop
 
     if options["models"]:
         raise FerEdgeError("--pipeline takes its model from --model, not MODELS")
     for flag in ("data", "baseline", "plot", "min_accuracy", "min_agreement", "limit"):
         if options[flag] not in (None, ()):
-            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --pipeline")
+            raise FerEdgeError(f"{option_flag(flag)} does not apply with --pipeline")
     config = _config(options)
-    report = bench_pipeline(
-        PipelineBenchOptions(
+    report = bench_loop(
+        LoopBenchOptions(
             source=options["source"],
-            model=_path(options["pipeline_model"]),
+            model=_path(options["loop_model"]),
             detector=options["detector"] or "yunet",
             detector_model=_path(options["detector_model"]),
             threads=config.threads,
@@ -278,7 +279,7 @@ def _scene(options: dict[str, Any]) -> None:
 
     for flag in ("models", "pipeline", "source", "detector", "detector_model", "plot", "data"):
         if options[flag]:
-            raise FerEdgeError(f"--{flag.replace('_', '-')} does not apply with --scene")
+            raise FerEdgeError(f"{option_flag(flag)} does not apply with --scene")
     names = (options["settings"] or ",".join(DEFAULT_SETTINGS)).split(",")
     # One run per setting: the scene takes the first --threads value, if any.
     threads = _config(options).threads if options["threads"] else (None,)
@@ -294,7 +295,7 @@ def _scene(options: dict[str, Any]) -> None:
             clutter=options["clutter"],
             gap=defaults.gap if options["gap"] is None else options["gap"],
             settings=tuple(parse_setting(name) for name in names if name.strip()),
-            model=_path(options["pipeline_model"]),
+            model=_path(options["loop_model"]),
             threads=threads[0],
             video=_path(options["scene_video"]),
             rounds=defaults.rounds if options["rounds"] is None else options["rounds"],

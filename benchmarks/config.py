@@ -67,28 +67,37 @@ class BenchConfig:
         """Validate values, naming the offending field."""
         for key in ("warmup", "crop_size"):
             if getattr(self, key) < 0:
-                raise FerEdgeError(f"{key} must be 0 or more, got {getattr(self, key)}")
+                raise FerEdgeError(f"{key} must be 0 or more, got {getattr(self, key)}", option=key)
         if self.crop_size > MAX_CROP_SIZE:
             # Every timed call gets a crop this size: 100000 px a side would be 30 GB.
-            raise FerEdgeError(f"crop_size must be at most {MAX_CROP_SIZE}, got {self.crop_size}")
+            raise FerEdgeError(
+                f"crop_size must be at most {MAX_CROP_SIZE}, got {self.crop_size}",
+                option="crop_size",
+            )
         for key in ("repeats", "rounds", "latency_faces"):
             if getattr(self, key) < 1:
-                raise FerEdgeError(f"{key} must be at least 1, got {getattr(self, key)}")
+                raise FerEdgeError(
+                    f"{key} must be at least 1, got {getattr(self, key)}", option=key
+                )
         if not self.threads or any(t < 1 for t in self.threads):
-            raise FerEdgeError(f"threads must be positive integers, got {list(self.threads)}")
+            raise FerEdgeError(
+                f"threads must be positive integers, got {list(self.threads)}", option="threads"
+            )
         if not self.runtimes:
-            raise FerEdgeError("runtimes must name at least one runtime")
+            raise FerEdgeError("runtimes must name at least one runtime", option="runtimes")
         if not self.tta:
-            raise FerEdgeError("tta must name at least one mode")
+            raise FerEdgeError("tta must name at least one mode", option="tta")
         unknown = [m for m in self.tta if m not in TTA_CHOICES]
         if unknown:
-            raise FerEdgeError(f"tta must be among {', '.join(TTA_CHOICES)}, got {unknown[0]!r}")
+            raise FerEdgeError(
+                f"tta must be among {', '.join(TTA_CHOICES)}, got {unknown[0]!r}", option="tta"
+            )
         if self.limit is not None and self.limit < 1:
-            raise FerEdgeError(f"limit must be at least 1, got {self.limit}")
+            raise FerEdgeError(f"limit must be at least 1, got {self.limit}", option="limit")
         for key in ("min_accuracy", "min_agreement"):
             value = getattr(self, key)
             if value is not None and not 0.0 <= value <= 1.0:
-                raise FerEdgeError(f"{key} must be within 0-1, got {value}")
+                raise FerEdgeError(f"{key} must be within 0-1, got {value}", option=key)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (recorded in every report)."""

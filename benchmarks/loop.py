@@ -1,5 +1,9 @@
 """``fer-edge bench --pipeline``: frame rate and per-stage times of the full device loop.
 
+In the device a "pipeline" is one frame's processing (``FacePipeline``); this bench times the
+whole run loop, so its names say "loop". Only the flag keeps its name, ``--pipeline``, and
+the JSON document its schema, ``fer-edge-bench-pipeline/1``.
+
 Runs :func:`fer_edge.device.runner.run` on a video (or camera) with no output sinks, once per
 runtime and thread count, and reports what the loop spent on capture, detection, classifying
 each face (crop, preprocess, invoke) and output.
@@ -17,8 +21,8 @@ from fer_edge.bench.render import TableReport
 from fer_edge.bench.results import Skip
 from fer_edge.errors import FerEdgeError
 
-PIPELINE_SCHEMA = "fer-edge-bench-pipeline/1"
-PIPELINE_HEADERS: tuple[str, ...] = (
+LOOP_SCHEMA = "fer-edge-bench-pipeline/1"
+LOOP_HEADERS: tuple[str, ...] = (
     "runtime",
     "thr",
     "frames",
@@ -33,7 +37,7 @@ PIPELINE_HEADERS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class PipelineBenchOptions:
+class LoopBenchOptions:
     """What to run through the device loop.
 
     Attributes:
@@ -59,8 +63,8 @@ class PipelineBenchOptions:
 
 
 @dataclass
-class PipelineReport(TableReport):
-    """The runs of one pipeline bench.
+class LoopReport(TableReport):
+    """The runs of one loop bench (``--pipeline``).
 
     Attributes:
         created: UTC timestamp.
@@ -71,7 +75,7 @@ class PipelineReport(TableReport):
     """
 
     mode = "--pipeline"
-    headers = PIPELINE_HEADERS
+    headers = LOOP_HEADERS
     left = 1
 
     created: str
@@ -83,7 +87,7 @@ class PipelineReport(TableReport):
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document written by ``--json``."""
         return self.document(
-            PIPELINE_SCHEMA,
+            LOOP_SCHEMA,
             options=self.options,
             runs=[
                 {"runtime": name, "threads": threads, **summary.to_dict()}
@@ -93,7 +97,7 @@ class PipelineReport(TableReport):
         )
 
     def cells(self) -> list[list[str]]:
-        """Return one table row per run, in :data:`PIPELINE_HEADERS` order."""
+        """Return one table row per run, in :data:`LOOP_HEADERS` order."""
         rows = []
         for _, threads, s in self.runs:
             stage = s.stages
@@ -140,14 +144,14 @@ def device_runner() -> Any:
     return runner
 
 
-def bench_pipeline(options: PipelineBenchOptions) -> PipelineReport:
+def bench_loop(options: LoopBenchOptions) -> LoopReport:
     """Run the device loop once per runtime and thread count and collect the summaries.
 
     Args:
         options: the source, model, detector and the runtime/thread grid.
 
     Returns:
-        The :class:`PipelineReport`.
+        The :class:`LoopReport`.
 
     Raises:
         FerEdgeError: no ``--source``, no runtime loads, or the device loop rejects the
@@ -159,7 +163,7 @@ def bench_pipeline(options: PipelineBenchOptions) -> PipelineReport:
 
     runner = device_runner()
     runtimes, skipped = load_runtimes(options.runtimes)
-    report = PipelineReport(
+    report = LoopReport(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         environment=collect_environment(),
         options={

@@ -43,7 +43,7 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
         try:
             parse_address(value)
         except FerEdgeError as exc:
-            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+            raise click.BadParameter(str(exc)) from None
     return value
 
 

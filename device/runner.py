@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,7 @@ from fer_edge.faces import FaceResult, FrameResult
 from fer_edge.models import resolve_model
 from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
+from fer_edge.signals import StopRequest, stop_on_signals
 from fer_edge.timing import LatencyStats, StageTimings
 
 #: Stage names in report order.
@@ -373,40 +372,6 @@ class _Tally:
         self.labels.update(face.label for face in faces)
 
 
-class _StopRequest:
-    """Set by the first SIGINT/SIGTERM; the loop stops before the next frame."""
-
-    requested = False
-    signum: int = signal.SIGINT
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[_StopRequest]:
-    """Turn Ctrl-C and SIGTERM (``systemctl stop``) into a request to stop after this frame.
-
-    The frame in flight still reaches every sink, so the outputs agree with each other (every
-    JSONL line has its video frame). A second signal interrupts at once.
-    """
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop  # only the main thread may set handlers; Ctrl-C still raises there
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.requested = True
-        stop.signum = signum
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            # None means a handler set outside Python; the default is the closest we can restore.
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
-
-
 def _crop_options(options: RunOptions, detector: str) -> CropOptions:
     """Resolve ``--crop`` and ``--margin`` against the detector's defaults."""
     mode = options.crop or DEFAULT_CROP[detector]
@@ -456,7 +421,7 @@ def run(options: RunOptions) -> RunSummary:
     pipeline = FacePipeline(detector, classifier, crop, smoother, timings)
     tally = _Tally()
     stop_reason = "end of source"
-    stop = _StopRequest()  # replaced by the signal handlers' own once the loop starts
+    stop = StopRequest()  # replaced by the signal handlers' own once the loop starts
     period = 1.0 / options.max_fps if options.max_fps else 0.0
 
     with contextlib.ExitStack() as stack:
@@ -480,7 +445,10 @@ def run(options: RunOptions) -> RunSummary:
         loop_start = next_due = time.perf_counter()
         iterator = source.frames()
         try:
-            with _stop_on_signals() as stop:
+            # Ctrl-C and SIGTERM (``systemctl stop``) stop after this frame: the frame in
+            # flight still reaches every sink, so the outputs agree with each other (every
+            # JSONL line has its video frame). A second signal interrupts at once.
+            with stop_on_signals() as stop:
                 while True:
                     if stop.requested:
                         stop_reason = "interrupted"

@@ -83,7 +83,7 @@ def parse_address(spec: str) -> ServeAddress:
     """Parse ``--serve [HOST:]PORT``: ``8080``, ``0.0.0.0:8080``, ``[::1]:8080``, ``pi.local:80``.
 
     Raises:
-        FerEdgeError: not a port, or a port out of range.
+        FerEdgeError: not a port, or a port out of range (its option is ``serve``).
     """
     text = spec.strip()
     host, sep, port_text = text.rpartition(":")
@@ -92,15 +92,15 @@ def parse_address(spec: str) -> ServeAddress:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise FerEdgeError(f"--serve {spec}: put an IPv6 host in brackets, e.g. [::1]:8080")
+        raise FerEdgeError("put an IPv6 host in brackets, e.g. [::1]:8080", option="serve")
     try:
         port = int(port_text)
     except ValueError:
         raise FerEdgeError(
-            f"--serve {spec}: expected [HOST:]PORT such as 8080 or 0.0.0.0:8080"
+            "expected [HOST:]PORT such as 8080 or 0.0.0.0:8080", option="serve"
         ) from None
     if not 0 <= port <= 65535:
-        raise FerEdgeError(f"--serve {spec}: port must be 0-65535")
+        raise FerEdgeError("port must be 0-65535", option="serve")
     return ServeAddress(host or DEFAULT_HOST, port)
 
 

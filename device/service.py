@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from fer_edge.atomic import write_text
+from fer_edge.clitypes import error_message
 from fer_edge.errors import FerEdgeError
 from fer_edge.outputs import check_outputs
 
@@ -201,7 +202,7 @@ def service_cmd(user: str, workdir: Path, python: Path, out: str, run_args: tupl
         path = write_unit(out, text)
     except FerEdgeError as exc:
         # Also one line when started as `python -m fer_edge.device.service`, outside fer-edge.
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(error_message(exc)) from None
     click.echo(f"wrote {path}", err=True)
     click.echo(
         f"next: sudo systemctl daemon-reload && sudo systemctl enable --now {path.stem}\n"

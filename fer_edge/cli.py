@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from fer_edge import __version__
-from fer_edge.errors import FerEdgeError, sigterm_interrupts
+from fer_edge.errors import FerEdgeError
+from fer_edge.signals import sigterm_interrupts
 
 #: name -> (module, attribute, one-line help shown in ``fer-edge --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -59,7 +60,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run a subcommand, turning user errors into one-line messages.
 
-        SIGTERM raises like Ctrl-C (see :func:`~fer_edge.errors.sigterm_interrupts`), so every
+        SIGTERM raises like Ctrl-C (see :func:`~fer_edge.signals.sigterm_interrupts`), so every
         command removes its temporary files and exits 143; ``train`` and ``run`` set their own
         handlers inside, to stop after the batch or frame in flight.
         """
@@ -67,7 +68,11 @@ class LazyGroup(click.Group):
             with sigterm_interrupts():
                 return super().invoke(ctx)
         except FerEdgeError as exc:
-            raise click.ClickException(str(exc)) from None
+            from fer_edge.clitypes import error_message
+
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise click.ClickException(error_message(exc, command)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename}: no such file") from None
         except KeyboardInterrupt as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from fer_edge.errors import FerEdgeError
 from fer_edge.runtime import RUNTIME_CHOICES
 
 
@@ -45,3 +46,31 @@ FILE = click.Path(path_type=Path, dir_okay=False)
 def runtime_option(help: str | None = None) -> Callable[[Any], Any]:
     """Return the ``--runtime`` option (``auto`` or one interpreter runtime by name)."""
     return click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", help=help)
+
+
+def option_flag(name: str, command: click.Command | None = None) -> str:
+    """Return the flag a user types for the option ``name`` (a Python name such as ``crop_size``).
+
+    The command's own declaration wins (``pipeline_model`` is ``--model`` in ``fer-edge
+    bench``); otherwise the name is spelt as a flag, ``--crop-size``. With no ``command``, the
+    command being run (if any) is asked.
+    """
+    if command is None:
+        ctx = click.get_current_context(silent=True)
+        command = ctx.command if ctx is not None else None
+    for param in command.params if command is not None else ():
+        if param.name == name and isinstance(param, click.Option):
+            longest = max(param.opts, key=len)
+            return longest if longest.startswith("--") else param.opts[0]
+    return "--" + name.replace("_", "-")
+
+
+def error_message(exc: FerEdgeError, command: click.Command | None = None) -> str:
+    """Return a user error as the CLI prints it: ``--flag: message`` when it names an option.
+
+    The one place a library error's option name (:attr:`FerEdgeError.option`) becomes a flag;
+    no command rewrites message text.
+    """
+    if exc.option is None:
+        return str(exc)
+    return f"{option_flag(exc.option, command)}: {exc}"

@@ -1,10 +1,9 @@
-"""The one exception type that means "the user gave us bad input", and how a stop is told."""
+"""The one exception type that means "the user gave us bad input", and how a stop is told.
 
-import contextlib
+The signal handlers that raise :class:`Interrupted` live in :mod:`fer_edge.signals`.
+"""
+
 import signal
-import threading
-from collections.abc import Iterator
-from typing import Any
 
 
 class FerEdgeError(Exception):
@@ -12,7 +11,19 @@ class FerEdgeError(Exception):
 
     Raise it for bad input (a missing file, an unknown class, a model of the wrong kind),
     with a message that names the file or flag at fault. Bugs stay ordinary exceptions.
+
+    Library code names an option by its Python name, not by a flag's spelling:
+    ``FerEdgeError("must be at least 1, got 0", option="crop_size")``. The message stays the
+    text of the exception; the CLI prints it as ``--crop-size: must be at least 1, got 0``
+    (:func:`fer_edge.clitypes.error_message`, the one place option names become flags).
+
+    Attributes:
+        option: the option (keyword or dataclass field) at fault, or ``None``.
     """
+
+    def __init__(self, message: str = "", *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class OutputError(FerEdgeError):
@@ -46,27 +57,3 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT) -> None:
         super().__init__(signum)
         self.signum = int(signum)
-
-
-def raise_interrupted(signum: int, frame: Any) -> None:
-    """A signal handler that raises :class:`Interrupted` for ``signum``."""
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Make SIGTERM raise :class:`Interrupted` inside the block, as Ctrl-C raises.
-
-    Python's default SIGTERM ends the process at once: no ``finally`` runs, so a temporary
-    file of an atomic write is left behind and the user sees no message. Raising instead lets
-    every command clean up and the CLI exit 143. Only the main thread may set handlers; in
-    another thread the block runs unchanged.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fer_edge.atomic import atomic_path
-from fer_edge.errors import raise_interrupted
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model
+from fer_edge.signals import StopRequest, stop_on_signals
 from fer_edge.train.runfolder import RunPaths, RunState, link_or_copy
 
 
@@ -110,43 +107,22 @@ def throughput_callback(keras: Any, images_per_epoch: int) -> Any:
     return EpochThroughput()
 
 
-class StopRequest(threading.Event):
-    """Set by the first SIGINT or SIGTERM, which it remembers."""
-
-    signum: int = signal.SIGINT
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 @contextlib.contextmanager
 def graceful_interrupt(keras: Any) -> Iterator[tuple[Any, StopRequest]]:
     """Turn the first Ctrl-C or SIGTERM into "stop after this batch"; a second one stops at once.
 
     A KeyboardInterrupt raised inside TensorFlow's C++ code can leave fit() hung at exit, so
-    the signal only sets a flag that a callback turns into ``model.stop_training``.
+    the signal only sets a request (:func:`fer_edge.signals.stop_on_signals`) that a callback
+    turns into ``model.stop_training``.
 
     Yields:
         The callback to pass to ``fit`` and the request it watches.
     """
-    requested = StopRequest()
+    with stop_on_signals("\nstopping after this batch (Ctrl-C again to stop now)") as stop:
 
-    class StopOnInterrupt(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if requested.is_set():
-                self.model.stop_training = True
+        class StopOnInterrupt(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                if stop.requested:
+                    self.model.stop_training = True
 
-    def handler(signum: int, frame: Any) -> None:
-        requested.signum = signum
-        requested.set()
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, raise_interrupted)
-        print("\nstopping after this batch (Ctrl-C again to stop now)", file=sys.stderr)
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS} if in_main else {}
-    try:
-        yield StopOnInterrupt(), requested
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        yield StopOnInterrupt(), stop

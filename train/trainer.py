@@ -31,11 +31,12 @@ import numpy as np
 
 from fer_edge.atomic import atomic_path, check_output_folder, write_json
 from fer_edge.data import Dataset, Split, load_dataset, stratified_split
-from fer_edge.errors import FerEdgeError, Interrupted, sigterm_interrupts
+from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.metrics import ClassificationMetrics, classification_metrics
 from fer_edge.modelmeta import ModelMeta, add_to_zip_model, read_meta
 from fer_edge.preprocess import InputSpec
 from fer_edge.runlock import folder_lock
+from fer_edge.signals import sigterm_interrupts
 from fer_edge.tfcompat import tf_and_keras
 from fer_edge.train import plots
 from fer_edge.train.callbacks import checkpoint_callback, graceful_interrupt, throughput_callback
@@ -410,8 +411,8 @@ def _do_train(
                 verbose=verbose,
             )
         except KeyboardInterrupt:
-            requested.set()
-    if requested.is_set():
+            requested.request()
+    if requested.requested:
         print(
             f"interrupted: epoch {state.epoch} is checkpointed in {paths.checkpoints}; "
             f"continue with: fer-edge train --out {paths.out} --resume",

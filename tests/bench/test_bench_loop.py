@@ -1,4 +1,4 @@
-"""fer-edge bench --pipeline: the full device loop on a composed video."""
+"""fer-edge bench --pipeline: the run loop (not the device's FacePipeline) on a composed video."""
 
 import json
 from pathlib import Path
@@ -22,7 +22,7 @@ def face_video(tmp_path_factory) -> Path:
     return path
 
 
-def test_pipeline_reports_fps_and_stages_per_thread_count(face_video, tiny_tflite, tmp_path):
+def test_loop_bench_reports_fps_and_stages_per_thread_count(face_video, tiny_tflite, tmp_path):
     out = tmp_path / "p.json"
     args = ["bench", "--pipeline", "--model", str(tiny_tflite["int8"]), "--source"]
     args += [str(face_video), "--threads", "1,2", "--json", str(out)]
@@ -50,7 +50,7 @@ def test_pipeline_reports_fps_and_stages_per_thread_count(face_video, tiny_tflit
         (["--pipeline", "--model", "{model}", "--source", "missing.avi"], "missing.avi"),
     ],
 )
-def test_pipeline_bad_input_is_one_line(args, message, tiny_tflite):
+def test_loop_bench_bad_input_is_one_line(args, message, tiny_tflite):
     args = [a.format(model=tiny_tflite["int8"]) for a in args]
     result = CliRunner().invoke(main, ["bench", *args])
     assert result.exit_code != 0
