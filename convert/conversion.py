@@ -36,7 +36,7 @@ from fer_edge.evaluate import Evaluation, eval_set_of, evaluate
 from fer_edge.modelmeta import ModelMeta, read_meta
 from fer_edge.outputs import check_outputs
 from fer_edge.runtime import Runtime, load_runtime
-from fer_edge.tfcompat import tf_and_keras
+from fer_edge.tfcompat import copy_model, tf_and_keras
 from fer_edge.train.adjust import fold_into_last_layer, shift_of
 from fer_edge.train.distribute import Distribution, make_distribution
 
@@ -253,14 +253,6 @@ def convert(
     return report
 
 
-def _copy(model: Any) -> Any:
-    """Return an independent copy of a Keras model, weights included."""
-    _, keras = tf_and_keras()
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def _prune_and_quantise(
     options: ConvertOptions,
     source: SourceModel,
@@ -281,7 +273,7 @@ def _prune_and_quantise(
     # each export.
     shift = shift_of(source.meta.extra)
     if shift is not None:
-        model = _copy(model)
+        model = copy_model(model)
         fold_into_last_layer(model, -shift)
         log("logit adjustment: fine-tuning without it, folded back into every export")
     step = time.perf_counter()
@@ -298,7 +290,7 @@ def _prune_and_quantise(
         prune_record = {"prune_epochs": tune.epochs}
         exported = model
         if shift is not None:
-            exported = _copy(model)
+            exported = copy_model(model)
             fold_into_last_layer(exported, shift)
         exporter.export(
             to_tflite(exported),

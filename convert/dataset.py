@@ -17,16 +17,14 @@ def data_classes(path: str | os.PathLike[str]) -> tuple[str, ...]:
     """Return the classes a dataset holds, in FER2013 order.
 
     A folder dataset holds the class folders (with at least one file) of its splits; a
-    FER2013 CSV holds all seven classes; a FER+ folder has votes for all eight (faces whose
-    majority a model lacks are left unscored, see :mod:`fer_edge.ferplus`).
+    FER2013 CSV holds all seven classes. (FER+ folders are not asked: their votes cover every
+    class, see :func:`check_classes`.)
     """
     root = Path(path)
     if not root.exists():
         raise FerEdgeError(f"--data: {root} does not exist")
     if root.is_file():
         return FER2013_CLASSES
-    if is_ferplus(root):
-        return KNOWN_CLASSES
     found: set[str] = set()
     for split in SPLITS:
         split_dir = root / split

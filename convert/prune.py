@@ -8,7 +8,7 @@ from typing import Any
 from fer_edge.convert.finetune import FineTuneResult, TuneData, fine_tune, steps_per_epoch
 from fer_edge.convert.options import FineTuneOptions
 from fer_edge.convert.sparsity import zero_share
-from fer_edge.tfcompat import tf_and_keras, tfmot
+from fer_edge.tfcompat import copy_model, tf_and_keras, tfmot
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ def wrap_for_pruning(model: Any, schedule: PruneSchedule) -> Any:
     sparsity = tfmot().sparsity.keras
     # A fresh copy first: cloning with a clone_function reuses the layer objects, and
     # fine-tuning must not change the weights of the model the float exports came from.
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model)
     polynomial = sparsity.PolynomialDecay(
         initial_sparsity=0.0,
         final_sparsity=schedule.target,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
 from fer_edge.quiet import runtime_chatter
 
@@ -27,6 +28,14 @@ def tf_and_keras() -> tuple[ModuleType, ModuleType]:
         tf.config.list_physical_devices("GPU")
 
     return tf, keras
+
+
+def copy_model(model: Any) -> Any:
+    """Return an independent copy of a Keras model, weights included (new layer objects)."""
+    _, keras = tf_and_keras()
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def tfmot() -> ModuleType:

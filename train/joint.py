@@ -8,6 +8,7 @@ with no FER2013 copy, or whose FER2013 class the run leaves out, keeps its votes
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +35,30 @@ def fer2013_label_index(root: Path, classes: tuple[str, ...]) -> dict[str, int]:
 
 
 def joint_targets(
-    dataset: Dataset, split: Split, joint_labels: str | None, mix: float
-) -> np.ndarray:
-    """Return ``(1 - mix) * votes + mix * one_hot(FER2013 label)`` for every face of ``split``.
+    dataset: Dataset, splits: Sequence[Split], joint_labels: str | None, mix: float
+) -> list[np.ndarray]:
+    """Return ``(1 - mix) * votes + mix * one_hot(FER2013 label)`` for the faces of each split.
 
     Args:
-        dataset: the FER+ dataset ``split`` comes from (its classes and source folder).
-        split: a FER+ split (with votes and names).
+        dataset: the FER+ dataset the splits come from (its classes and source folder).
+        splits: FER+ splits (with votes and names), e.g. the fitting and selection parts.
         joint_labels: the FER2013 folder dataset (``None``: ``fer2013`` beside the FER+ folder).
         mix: the FER2013 label's share.
     """
-    if split.votes is None or split.names is None:
+    if any(split.votes is None or split.names is None for split in splits):
         raise FerEdgeError("--targets joint: needs FER+ data (vote counts and file names)")
     root = Path(joint_labels) if joint_labels else Path(dataset.source).parent / "fer2013"
+    # Listed once for every split: the FER2013 folder holds tens of thousands of files.
     index = fer2013_label_index(root, dataset.classes)
+    return [_mixed(split, index, len(dataset.classes), mix, root) for split in splits]
+
+
+def _mixed(split: Split, index: dict[str, int], classes: int, mix: float, root: Path) -> np.ndarray:
+    assert split.votes is not None and split.names is not None  # checked by joint_targets
     found = np.array([index.get(str(name), -1) for name in split.names], dtype=np.int64)
     targets = split.votes.astype(np.float32).copy()
     has = found >= 0
-    one_hot = np.eye(len(dataset.classes), dtype=np.float32)[found[has]]
+    one_hot = np.eye(classes, dtype=np.float32)[found[has]]
     targets[has] = (1.0 - mix) * targets[has] + mix * one_hot
     if not has.all():
         print(

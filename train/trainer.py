@@ -545,10 +545,10 @@ def _targets(
         return fit.votes, select.votes
     from fer_edge.train.joint import joint_targets
 
-    return (
-        joint_targets(dataset, fit, options.joint_labels, options.joint_mix),
-        joint_targets(dataset, select, options.joint_labels, options.joint_mix),
+    fit_targets, select_targets = joint_targets(
+        dataset, (fit, select), options.joint_labels, options.joint_mix
     )
+    return fit_targets, select_targets
 
 
 def _split_for_selection(train: Split, options: TrainOptions) -> tuple[Split, Split]:
@@ -590,9 +590,7 @@ def finish_run(
         shift = logit_shift(
             fit_split.labels, len(labels), options.logit_adjust, options.logit_adjust_below
         )
-        if best is checkpoint:  # a float32 checkpoint: adjust a copy, never the checkpoint
-            best = keras.models.clone_model(checkpoint)
-            best.set_weights(checkpoint.get_weights())
+        # In memory only: the checkpoint file keeps the model as trained.
         fold_into_last_layer(best, shift)
     select_metrics = _evaluate(best, select_split, spec, labels)
     metrics: ClassificationMetrics | None = None
@@ -612,7 +610,7 @@ def finish_run(
         },
     )
     with atomic_path(paths.model) as tmp:
-        if best is checkpoint:
+        if best is checkpoint and shift is None:  # the checkpoint's bytes, as trained
             shutil.copyfile(paths.best, tmp)
         else:
             best.save(tmp)

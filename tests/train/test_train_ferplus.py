@@ -68,7 +68,7 @@ def test_joint_targets_mix_votes_with_the_fer2013_label(tiny_ferplus, tmp_path):
         other = FER2013_CLASSES[(int(label) + 1) % 7]
         (fer2013 / "train" / other).mkdir(parents=True, exist_ok=True)
         shutil.copy(tiny_ferplus / "FER2013Train" / str(name), fer2013 / "train" / other / name)
-    targets = joint_targets(dataset, train, str(fer2013), 0.25)
+    (targets,) = joint_targets(dataset, [train], str(fer2013), 0.25)
     own = np.eye(7)[(train.labels + 1) % 7]
     np.testing.assert_allclose(targets, 0.75 * train.votes + 0.25 * own, atol=1e-6)
     result = _train(
