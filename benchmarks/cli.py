@@ -126,6 +126,13 @@ def _config(options: dict[str, Any]) -> Any:
 )
 @click.option("--max-frames", type=int, help="With --pipeline: stop after N frames.")
 @click.option(
+    "--detect-every",
+    type=int,
+    multiple=True,
+    help="With --pipeline: --detect-every of the run; repeat it for one run each "
+    "(e.g. --detect-every 1 --detect-every 10) [default: fer-edge run's].",
+)
+@click.option(
     "--scene",
     type=click.Path(),
     help="Bench the run loop on a scene video built from this class-folder split "
@@ -134,14 +141,18 @@ def _config(options: dict[str, Any]) -> Any:
 @click.option(
     "--settings",
     help="With --scene: comma list of PRESET[:KEY=VALUE...]; presets haar, yunet-box, "
-    "yunet-aligned, default; keys detector, crop, margin, width, threshold, smooth (0: off), "
+    "yunet-aligned, full (a full-frame detection every frame), default; keys detector, crop, "
+    "margin, width, threshold, smooth (0: off), every (--detect-every), roi (--roi), "
     "model (a YuNet file, or onnx: the bundled one on OpenCV's DNN) "
-    "[default: haar,yunet-box,yunet-aligned,default].",
+    "[default: haar,yunet-box,yunet-aligned,full,default].",
 )
 @click.option("--per-frame", type=int, help="With --scene: faces per frame [default: 1].")
 @click.option("--frame-size", help="With --scene: WxH [default: 640x480].")
 @click.option("--face-size", type=int, help="With --scene: pasted face side [default: 144].")
 @click.option("--seed", type=int, help="With --scene: sampling and placement seed [default: 0].")
+@click.option(
+    "--hold", type=int, help="With --scene: frames each group of faces stays [default: 3]."
+)
 @click.option("--gap", type=int, help="With --scene: empty frames between faces [default: 1].")
 @click.option("--clutter", is_flag=True, help="With --scene: lights and edges in the background.")
 @click.option("--scene-video", type=click.Path(), help="With --scene: keep the video here.")
@@ -182,6 +193,7 @@ def bench_cmd(**options: Any) -> None:
         "face_size",
         "seed",
         "gap",
+        "hold",
         "clutter",
         "rounds",
     )
@@ -191,8 +203,9 @@ def bench_cmd(**options: Any) -> None:
     if options["pipeline"]:
         _loop(options)
         return
-    for flag in ("source", "loop_model", "detector", "detector_model", "max_frames"):
-        if options[flag] is not None:
+    pipeline_only = ("source", "loop_model", "detector", "detector_model", "max_frames")
+    for flag in (*pipeline_only, "detect_every"):
+        if options[flag] not in (None, ()):
             raise FerEdgeError(f"{option_flag(flag)} only applies with --pipeline")
 
     from fer_edge.bench.measure import BenchOptions, bench
@@ -263,6 +276,7 @@ def _loop(options: dict[str, Any]) -> None:
             threads=config.threads,
             runtimes=config.runtimes,
             max_frames=options["max_frames"],
+            detect_every=options["detect_every"] or LoopBenchOptions.detect_every,
         )
     )
     _emit(report, options)
@@ -277,7 +291,8 @@ def _scene(options: dict[str, Any]) -> None:
         parse_setting,
     )
 
-    for flag in ("models", "pipeline", "source", "detector", "detector_model", "plot", "data"):
+    not_scene = ("models", "pipeline", "source", "detector", "detector_model", "plot", "data")
+    for flag in (*not_scene, "detect_every"):
         if options[flag]:
             raise FerEdgeError(f"{option_flag(flag)} does not apply with --scene")
     names = (options["settings"] or ",".join(DEFAULT_SETTINGS)).split(",")
@@ -294,6 +309,7 @@ def _scene(options: dict[str, Any]) -> None:
             seed=defaults.seed if options["seed"] is None else options["seed"],
             clutter=options["clutter"],
             gap=defaults.gap if options["gap"] is None else options["gap"],
+            hold=options["hold"] or defaults.hold,
             settings=tuple(parse_setting(name) for name in names if name.strip()),
             model=_path(options["loop_model"]),
             threads=threads[0],

@@ -81,6 +81,19 @@ def _cells(width: int, height: int, count: int) -> list[tuple[int, int, int, int
     return [(c * cw, r * ch, cw, ch) for r in range(rows) for c in range(cols)][:count]
 
 
+#: Frames of drift a face's place leaves room for (see :func:`compose_frames`).
+DRIFT_FRAMES = 3
+
+
+def _turn_back(value: int, low: int, high: int) -> int:
+    """Reflect ``value`` into ``[low, high]`` (a face drifting past its room turns back)."""
+    if value < low:
+        return min(high, 2 * low - value)
+    if value > high:
+        return max(low, 2 * high - value)
+    return value
+
+
 def compose_frames(
     faces: Sequence[np.ndarray],
     frame_size: tuple[int, int] = (640, 480),
@@ -96,6 +109,8 @@ def compose_frames(
 
     Each group of faces stays on screen for ``hold`` frames, drifting by up to ``jitter``
     pixels per frame so boxes overlap from frame to frame like a person in front of a camera.
+    A face drifts within ``jitter * DRIFT_FRAMES`` pixels of where it was placed (held
+    longer, it turns back at that edge), so a long hold fits the frame a short one fits.
 
     Args:
         faces: face images (gray or BGR, any size); scaled to ``face_size``.
@@ -115,7 +130,8 @@ def compose_frames(
     rng = np.random.default_rng(seed)
     bg = background(width, height, seed, clutter)
     cells = _cells(width, height, per_frame)
-    room = 2 * jitter * hold  # the most a face can drift while held
+    reach = jitter * min(hold, DRIFT_FRAMES)  # the most a face drifts from its place
+    room = 2 * reach
     if any(min(cw, ch) < face_size + room for _, _, cw, ch in cells):
         raise ValueError(f"{per_frame} faces of {face_size} px do not fit a {width}x{height} frame")
     for start in range(0, len(faces), per_frame):
@@ -132,17 +148,20 @@ def compose_frames(
         # A random place in each face's own cell, far enough from its edges to drift.
         offsets = [
             (
-                cx + jitter * hold + int(rng.integers(0, cw - face_size - room + 1)),
-                cy + jitter * hold + int(rng.integers(0, ch - face_size - room + 1)),
+                cx + reach + int(rng.integers(0, cw - face_size - room + 1)),
+                cy + reach + int(rng.integers(0, ch - face_size - room + 1)),
             )
             for cx, cy, cw, ch in cells[: len(group)]
         ]
+        bounds = [((x - reach, x + reach), (y - reach, y + reach)) for x, y in offsets]
         for _ in range(hold):
             image = bg.copy()
             boxes = []
             for k, face in enumerate(pasted):
                 dx, dy = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
-                x, y = offsets[k][0] + dx, offsets[k][1] + dy
+                (x0, x1), (y0, y1) = bounds[k]
+                x = _turn_back(offsets[k][0] + dx, x0, x1)
+                y = _turn_back(offsets[k][1] + dy, y0, y1)
                 offsets[k] = (x, y)
                 image[y : y + face_size, x : x + face_size] = face
                 boxes.append(Box(x, y, face_size, face_size))

@@ -11,6 +11,7 @@ each face (crop, preprocess, invoke) and output.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,16 +21,22 @@ from fer_edge.bench.environment import Environment, collect_environment
 from fer_edge.bench.render import TableReport
 from fer_edge.bench.results import Skip
 from fer_edge.errors import FerEdgeError
+from fer_edge.tracking import DEFAULT_DETECT_EVERY
 
 LOOP_SCHEMA = "fer-edge-bench-pipeline/1"
 LOOP_HEADERS: tuple[str, ...] = (
     "runtime",
     "thr",
+    "detect every",
     "frames",
     "faces",
     "fps",
     "capture ms",
     "detect ms",
+    "det mean ms/fr",
+    "full ms (n)",
+    "ROI ms (n)",
+    "M MACs/fr",
     "classify ms/face",
     "output ms",
     "startup s",
@@ -50,6 +57,8 @@ class LoopBenchOptions:
         runtimes: runtimes to compare; one that is not installed is skipped.
         max_frames: stop each run after this many frames (``None``: the whole source).
         smoothing: the EMA weight, as in ``fer-edge run`` (``None``: off).
+        detect_every: ``--detect-every`` values; one run each (``1``: a full-frame detection
+            every frame, the default before tracking).
     """
 
     source: str
@@ -60,6 +69,7 @@ class LoopBenchOptions:
     runtimes: tuple[str, ...] = ("auto",)
     max_frames: int | None = None
     smoothing: float | None = 0.5
+    detect_every: tuple[int, ...] = (DEFAULT_DETECT_EVERY,)
 
 
 @dataclass
@@ -70,7 +80,8 @@ class LoopReport(TableReport):
         created: UTC timestamp.
         environment: machine and library versions.
         options: the options, as recorded.
-        runs: ``(runtime name, threads, RunSummary)`` per run.
+        runs: ``(runtime name, threads, RunSummary)`` per run (the summary says its
+            ``--detect-every``).
         skipped: runtimes that would not load.
     """
 
@@ -101,15 +112,22 @@ class LoopReport(TableReport):
         rows = []
         for _, threads, s in self.runs:
             stage = s.stages
+            cost = s.detection
+            macs = cost.macs_per_frame if cost else None
             rows.append(
                 [
                     s.runtime,
                     str(threads),
+                    str(cost.detect_every) if cost else "",
                     str(s.frames),
                     str(s.faces),
                     f"{s.fps:.1f}",
                     f"{stage['capture'].median_ms:.2f}",
                     f"{stage['detect'].median_ms:.2f}",
+                    f"{cost.ms_per_frame:.2f}" if cost else "",
+                    f"{cost.full.mean_ms:.2f} ({cost.full.count})" if cost else "",
+                    f"{cost.roi.mean_ms:.2f} ({cost.roi.count})" if cost else "",
+                    "" if macs is None else f"{macs / 1e6:.1f}",
                     f"{stage['classify'].median_ms:.3f}" if stage["classify"].count else "",
                     f"{stage['output'].median_ms:.3f}",
                     f"{s.startup_seconds:.2f}",
@@ -124,7 +142,8 @@ class LoopReport(TableReport):
         if first is not None:
             lines.append(
                 f"source: {first.source}; model {first.model}; detector {first.detector}; "
-                "stage times are medians (classify per face, the rest per frame), no output sinks"
+                "stage times are medians (classify per face, the rest per frame), no output "
+                "sinks; det mean: every detection pass and change check over every frame"
             )
         return lines + [s.describe() for s in self.skipped]
 
@@ -174,24 +193,27 @@ def bench_loop(options: LoopBenchOptions) -> LoopReport:
             "runtimes": list(options.runtimes),
             "max_frames": options.max_frames,
             "smoothing": options.smoothing,
+            "detect_every": list(options.detect_every),
         },
         skipped=skipped,
     )
-    for runtime in runtimes:
-        for threads in options.threads:
-            summary = runner.run(
-                runner.RunOptions(
-                    model=options.model,
-                    source=options.source,
-                    detector=options.detector,
-                    detector_model=options.detector_model,
-                    threads=threads,
-                    runtime=runtime.name,
-                    max_frames=options.max_frames,
-                    smoothing=options.smoothing,
-                )
+    for runtime, threads, every in itertools.product(
+        runtimes, options.threads, options.detect_every
+    ):
+        summary = runner.run(
+            runner.RunOptions(
+                model=options.model,
+                source=options.source,
+                detector=options.detector,
+                detector_model=options.detector_model,
+                threads=threads,
+                runtime=runtime.name,
+                max_frames=options.max_frames,
+                smoothing=options.smoothing,
+                detect_every=every,
             )
-            if summary.interrupted:
-                raise KeyboardInterrupt
-            report.runs.append((runtime.name, threads, summary))
+        )
+        if summary.interrupted:
+            raise KeyboardInterrupt
+        report.runs.append((runtime.name, threads, summary))
     return report

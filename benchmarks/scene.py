@@ -53,6 +53,11 @@ SCENE_HEADERS: tuple[str, ...] = (
     "e2e / crop",
     "false /100 fr",
     "nested",
+    "id switches",
+    "det ms/fr",
+    "x full",
+    "full/ROI passes",
+    "M MACs/fr",
     "fps",
     "x haar fps",
 )
@@ -60,7 +65,9 @@ SCENE_HEADERS: tuple[str, ...] = (
 #: Named settings. ``haar`` is the default before YuNet shipped (full resolution, box crop with
 #: a 2% margin): the speed baseline. ``yunet-box`` is ``--detector yunet`` as it was then (full
 #: resolution, score 0.7, box crop without margin); ``yunet-aligned`` is YuNet at full
-#: resolution with the aligned crop; ``default`` is exactly what ``fer-edge run`` does now.
+#: resolution with the aligned crop; ``full`` is the default before tracking (a full-frame
+#: detection every frame): the detection-cost baseline; ``default`` is exactly what
+#: ``fer-edge run`` does now.
 PRESETS: dict[str, dict[str, Any]] = {
     "haar": {"detector": "haar", "crop": "box", "margin": 0.02, "detect_width": 0},
     "yunet-box": {
@@ -71,9 +78,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "detect_width": 0,
     },
     "yunet-aligned": {"detector": "yunet", "crop": "align", "detect_width": 0},
+    "full": {"detect_every": 1},
     "default": {},
 }
-DEFAULT_SETTINGS: tuple[str, ...] = ("haar", "yunet-box", "yunet-aligned", "default")
+DEFAULT_SETTINGS: tuple[str, ...] = ("haar", "yunet-box", "yunet-aligned", "full", "default")
 #: Setting keys a ``preset:key=value`` override may change, with their RunOptions field.
 _KEYS: dict[str, str] = {
     "detector": "detector",
@@ -83,7 +91,11 @@ _KEYS: dict[str, str] = {
     "threshold": "detector_threshold",
     "smooth": "smoothing",
     "model": "detector_model",
+    "every": "detect_every",
+    "roi": "roi",
 }
+#: Keys whose values are whole numbers.
+_INT_KEYS = ("width", "every", "roi")
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,10 @@ class SceneSetting:
 
 
 def parse_setting(text: str) -> SceneSetting:
-    """Parse ``PRESET[:key=value...]``: detector, crop, margin, width, threshold, smooth, model.
+    """Parse ``PRESET[:key=value...]``.
+
+    Keys: detector, crop, margin, width, threshold, smooth, model, every (``--detect-every``),
+    roi (``--roi``).
 
     ``model`` is a YuNet file, or ``onnx`` for the bundled ONNX file on OpenCV's DNN module
     instead of the bundled ``.tflite`` (``default:model=onnx`` is the default detector before
@@ -139,7 +154,7 @@ def parse_setting(text: str) -> SceneSetting:
         if key == "smooth" and number == 0:
             overrides[_KEYS[key]] = None
         else:
-            overrides[_KEYS[key]] = int(number) if key == "width" else number
+            overrides[_KEYS[key]] = int(number) if key in _INT_KEYS else number
     return SceneSetting(text.strip(), overrides)
 
 
@@ -220,6 +235,13 @@ class SceneScore:
         fps: the loop's frames per second (the median over rounds).
         detect_ms: median detection time per frame (the median over rounds).
         fps_rounds: the fps of each round, in the order run.
+        id_switches: a shown face whose id differs from its id in the last frame it was found
+            in (the same face counted as a new one; see :func:`count_id_switches`).
+        detect_mean_ms: mean detection time per frame, every frame and pass counted (the
+            median over rounds): the detection work the tracker saves.
+        passes: full-frame and ROI detections in the run.
+        pass_ms: mean time of a full-frame and of an ROI detection (the medians over rounds).
+        macs_per_frame: the detector's mean MACs per frame (``None``: unknown, e.g. Haar).
     """
 
     setting: str
@@ -235,6 +257,11 @@ class SceneScore:
     fps: float
     detect_ms: float
     fps_rounds: tuple[float, ...] = ()
+    id_switches: int = 0
+    detect_mean_ms: float = 0.0
+    passes: tuple[int, int] = (0, 0)
+    pass_ms: tuple[float, float] = (0.0, 0.0)
+    macs_per_frame: float | None = None
 
     @property
     def found_rate(self) -> float:
@@ -311,17 +338,21 @@ def score_scene(
     from fer_edge.detect import NESTED_FRACTION
 
     shown = found = right = crop_correct = false_boxes = nested = 0
+    ids: list[dict[int, int | None]] = []  # per frame: shown face -> the run's id for it
     for index, (boxes, labels) in enumerate(zip(truth.boxes, truth.labels, strict=True)):
         faces = detected.get(index, [])
         shown += len(boxes)
         crop_correct += sum(crop_right[index])
+        ids.append({})
         for face, hit in zip(faces, match_faces(boxes, [f.box for f in faces]), strict=True):
             if hit is None:
                 false_boxes += 1
                 continue
             found += 1
             right += face.label == labels[hit]
+            ids[-1][truth.faces[index][hit]] = face.id
         nested += nested_count([f.box for f in faces], NESTED_FRACTION)
+    cost = summary.detection
     return SceneScore(
         setting=setting,
         detector=summary.detector,
@@ -336,17 +367,41 @@ def score_scene(
         fps=summary.fps,
         detect_ms=summary.stages["detect"].median_ms,
         fps_rounds=(summary.fps,),
+        id_switches=count_id_switches(ids),
+        detect_mean_ms=cost.ms_per_frame,
+        passes=(cost.full.count, cost.roi.count),
+        pass_ms=(cost.full.mean_ms, cost.roi.mean_ms),
+        macs_per_frame=cost.macs_per_frame,
     )
 
 
+def count_id_switches(ids: Sequence[dict[int, int | None]]) -> int:
+    """Count id switches: a shown face found with another id than when it was last found.
+
+    Args:
+        ids: per frame, each found face's index in the scene -> the id the run gave it.
+    """
+    last: dict[int, int | None] = {}
+    switches = 0
+    for frame in ids:
+        for face, face_id in frame.items():
+            if face in last and last[face] != face_id:
+                switches += 1
+            last[face] = face_id
+    return switches
+
+
 def median_of_rounds(rounds: Sequence[SceneScore]) -> SceneScore:
-    """Return the first round's score with the fps and detection time of all rounds' median."""
+    """Return the first round's score with the fps and detection times of all rounds' median."""
     first = rounds[0]
+    full_ms, roi_ms = np.median([r.pass_ms for r in rounds], axis=0)
     return dataclasses.replace(
         first,
         fps=float(np.median([r.fps for r in rounds])),
         detect_ms=float(np.median([r.detect_ms for r in rounds])),
+        detect_mean_ms=float(np.median([r.detect_mean_ms for r in rounds])),
         fps_rounds=tuple(r.fps for r in rounds),
+        pass_ms=(float(full_ms), float(roi_ms)),
     )
 
 
@@ -376,9 +431,14 @@ class SceneReport(TableReport):
         """The ``haar`` setting's fps in this run, if it ran."""
         return next((s.fps for s in self.scores if s.setting == "haar"), None)
 
+    def baseline_detect_ms(self) -> float | None:
+        """The ``full`` setting's mean detection ms per frame in this run, if it ran."""
+        return next((s.detect_mean_ms for s in self.scores if s.setting == "full"), None)
+
     def cells(self) -> list[list[str]]:
         """Return one row per setting, in :data:`SCENE_HEADERS` order."""
         base = self.baseline_fps()
+        full = self.baseline_detect_ms()
         return [
             [
                 s.setting,
@@ -393,6 +453,11 @@ class SceneReport(TableReport):
                 f"{s.kept:.3f}",
                 f"{s.false_per_100:.2f}",
                 str(s.nested),
+                str(s.id_switches),
+                f"{s.detect_mean_ms:.2f}",
+                f"{s.detect_mean_ms / full:.2f}x" if full else "",
+                f"{s.passes[0]}/{s.passes[1]}",
+                "" if s.macs_per_frame is None else f"{s.macs_per_frame / 1e6:.1f}",
                 f"{s.fps:.1f}",
                 f"{s.fps / base:.2f}x" if base else "",
             ]
@@ -467,6 +532,8 @@ def bench_scene(options: SceneBenchOptions) -> SceneReport:
     runner = device_runner()
     if options.count < 1:
         raise FerEdgeError(f"--limit: the scene needs at least one face, got {options.count}")
+    if options.hold < 1:
+        raise FerEdgeError(f"--hold: must be at least 1 frame, got {options.hold}")
     if options.gap < 0:
         raise FerEdgeError(f"--gap: must be 0 or more frames, got {options.gap}")
     if options.rounds < 1:

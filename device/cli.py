@@ -20,6 +20,7 @@ from fer_edge.device.sinks import DURABLE_AFTER, StatusSink
 from fer_edge.device.sources import DEFAULT_MAX_PIXELS, MAX_FRAME_SIDE
 from fer_edge.errors import FerEdgeError, Interrupted
 from fer_edge.outputs import check_outputs
+from fer_edge.tracking import DEFAULT_DETECT_EVERY, DEFAULT_ROI_SIZE, ROI_SCALE
 
 
 def parse_size(
@@ -78,6 +79,27 @@ def check_serve(ctx: click.Context, param: click.Parameter, value: str | None) -
     default=DEFAULT_DETECT_WIDTH,
     metavar="PX",
     help="Detect faces on frames scaled down to this width (0: full size); crops stay full size.",
+)
+@click.option(
+    "--detect-every",
+    type=int,
+    default=DEFAULT_DETECT_EVERY,
+    show_default=True,
+    metavar="N",
+    help="Look for faces in the whole frame at least every N frames, and at once when a "
+    "tracked face is lost or the picture changes outside the faces; between, detect only "
+    "around each tracked face (ROI). A new face that moves is found on the frame it "
+    "appears; one that appears without moving, at most N-1 frames late. 1: the whole "
+    "frame every frame.",
+)
+@click.option(
+    "--roi",
+    type=int,
+    default=DEFAULT_ROI_SIZE,
+    show_default=True,
+    metavar="PX",
+    help=f"Side of the image an ROI detection runs on: a square {ROI_SCALE} times the face box, "
+    "scaled to PX (a multiple of 32, 64-320).",
 )
 @click.option(
     "--crop",
@@ -206,6 +228,8 @@ def run_cmd(
     detector: str,
     detector_model: Path | None,
     detect_width: int | None,
+    detect_every: int,
+    roi: int,
     crop: str | None,
     threads: int | None,
     runtime: str,
@@ -255,6 +279,8 @@ def run_cmd(
         detector=detector,
         detector_model=detector_model,
         detect_width=detect_width,
+        detect_every=detect_every,
+        roi=roi,
         crop=crop,
         threads=threads,
         runtime=runtime,

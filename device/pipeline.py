@@ -61,6 +61,9 @@ class FacePipeline:
     def reset(self) -> None:
         """Forget every face: the next frame is unrelated to the last (another photo)."""
         self.smoother.reset()
+        reset = getattr(self.detector, "reset", None)
+        if reset is not None:  # a tracking detector: the next frame gets a full-frame pass
+            reset()
 
     def process(self, image: np.ndarray) -> list[FaceResult]:
         """Return the classified faces of one frame (BGR, or gray), largest first."""

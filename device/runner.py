@@ -58,6 +58,7 @@ from fer_edge.outputs import check_outputs
 from fer_edge.runtime import check_threads
 from fer_edge.signals import StopRequest, stop_on_signals
 from fer_edge.timing import LatencyStats, StageTimings
+from fer_edge.tracking import DEFAULT_DETECT_EVERY, DEFAULT_ROI_SIZE, DetectionCost
 
 #: Stage names in report order.
 STAGES: tuple[str, ...] = ("capture", "detect", "classify", "output")
@@ -92,6 +93,10 @@ class RunOptions:
             ``.tflite``).
         detector_threshold: YuNet's minimum score (``None``: its default).
         detect_width: detect on frames scaled down to this width (``None`` or 0: full size).
+        detect_every: a full-frame detection at least every this many frames, and between
+            them detection only around the tracked faces (1: full frames every frame; see
+            :mod:`fer_edge.tracking`).
+        roi: side in pixels of the image an ROI detection runs on.
         crop: ``align`` (landmarks onto the model's template), ``box`` or ``both`` (the two
             averaged); ``None``: the detector's default
             (:data:`~fer_edge.detect.DEFAULT_CROP`).
@@ -132,6 +137,8 @@ class RunOptions:
     detector_model: Path | None = None
     detector_threshold: float | None = None
     detect_width: int | None = DEFAULT_DETECT_WIDTH
+    detect_every: int = DEFAULT_DETECT_EVERY
+    roi: int = DEFAULT_ROI_SIZE
     crop: str | None = None
     threads: int | None = None
     runtime: str = "auto"
@@ -238,6 +245,7 @@ class RunSummary:
         crop: how faces were cut out: ``align``, or ``box``/``both`` with the margin.
         damaged: frames used although their decoder reported damage.
         stop_signal: the signal that interrupted the run (``None``: not interrupted by one).
+        detection: detection work split by kind of pass; ``None`` when no frame came.
     """
 
     frames: int
@@ -259,6 +267,7 @@ class RunSummary:
     crop: str = ""
     damaged: int = 0
     stop_signal: int | None = None
+    detection: DetectionCost | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -269,6 +278,7 @@ class RunSummary:
         """Return a JSON-ready dict (stages as nested dicts of plain numbers)."""
         out = asdict(self)
         out["stages"] = {name: asdict(stats) for name, stats in self.stages.items()}
+        out["detection"] = self.detection.to_dict() if self.detection is not None else None
         return out
 
     def format(self) -> str:
@@ -285,6 +295,8 @@ class RunSummary:
             f"model: {self.model} ({kind}) on {self.runtime}, threads {threads}; "
             f"detector: {self.detector}, crop: {self.crop}",
         ]
+        if self.detection is not None:
+            lines.append(self.detection.describe())
         if self.labels:
             top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))
             lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in top))
@@ -413,6 +425,8 @@ def run(options: RunOptions) -> RunSummary:
         options.detect_width,
         threads=options.threads,
         runtime=options.runtime,
+        detect_every=options.detect_every,
+        roi_size=options.roi,
     )
     crop = _crop_options(options, detector.name)
     smoother = EmaSmoother(options.smoothing) if options.smoothing is not None else None
@@ -501,6 +515,7 @@ def run(options: RunOptions) -> RunSummary:
             crop=crop.describe(),
             damaged=source.damaged,
             stop_signal=stop.signum if stop_reason == "interrupted" else None,
+            detection=detector.cost if tally.frames else None,
         )
         if report is not None and options.report is not None and summary.frames:
             # Written into the run's commit: a report is replaced only with its JSONL and CSV.

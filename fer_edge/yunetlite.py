@@ -12,6 +12,8 @@ YuNetDetector` takes either.
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,11 +33,58 @@ DIVISOR = 32
 #: which ran the network in 7.0 ms per 640x480 frame against 4.0 ms with two on the 2-core
 #: test machine; past four cores (a Pi's count) a network this small gains little.
 MAX_DEFAULT_THREADS = 4
+_UNCOUNTED = -1.0
 
 
 def default_threads() -> int:
     """Return YuNet's interpreter threads when none are asked for: the usable cores, up to 4."""
     return min(usable_cores(), MAX_DEFAULT_THREADS)
+
+
+def macs_per_pixel(runtime: Any, model_path: str) -> float | None:
+    """Return YuNet's multiply-accumulates per padded input pixel, counted from its graph.
+
+    The network is fully convolutional and every input side is a multiple of
+    :data:`DIVISOR`, so its MACs are exactly this times the padded pixel count (840.4 for the
+    bundled model: 258 M at 640x480). Counted once on a small input with the interpreter's
+    delegates off (XNNPACK hides its tensors' shapes).
+
+    Args:
+        runtime: a loaded :class:`~fer_edge.runtime.Runtime`.
+        model_path: the ``.tflite`` file.
+
+    Returns:
+        The count, or ``None`` when this runtime cannot run without its delegates.
+    """
+    module = sys.modules.get(runtime.interpreter_class.__module__)
+    resolver = getattr(
+        getattr(module, "OpResolverType", None), "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None
+    )
+    if resolver is None:
+        return None
+    try:
+        interp = runtime.interpreter_class(
+            model_path=model_path, experimental_op_resolver_type=resolver
+        )
+        index = interp.get_input_details()[0]["index"]
+        interp.resize_tensor_input(index, (1, DIVISOR, DIVISOR, 3))
+        interp.allocate_tensors()
+        interp.set_tensor(index, np.zeros((1, DIVISOR, DIVISOR, 3), np.float32))
+        interp.invoke()  # shapes behind the upsampling are known only after a run
+        shapes = {d["index"]: d["shape"] for d in interp.get_tensor_details()}
+        macs = 0
+        for op in interp._get_ops_details():
+            if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                continue
+            out, weights = shapes[op["outputs"][0]], shapes[op["inputs"][1]]
+            # CONV_2D weights are (out, kh, kw, in); DEPTHWISE_CONV_2D's (1, kh, kw, out).
+            per_output = (
+                np.prod(weights[1:]) if op["op_name"] == "CONV_2D" else np.prod(weights[1:3])
+            )
+            macs += int(np.prod(out)) * int(per_output)
+    except (AttributeError, KeyError, RuntimeError, ValueError):
+        return None
+    return macs / (DIVISOR * DIVISOR)
 
 
 def padded_size(width: int, height: int) -> tuple[int, int]:
@@ -122,8 +171,10 @@ class LiteYuNet:
             FerEdgeError: the file is not a TFLite model with the converted YuNet's outputs.
         """
         self._path = str(model_path)
+        self._macs_per_pixel: float | None = _UNCOUNTED
         try:
-            self._interp = load_runtime(runtime).interpreter(
+            self._runtime = load_runtime(runtime)
+            self._interp = self._runtime.interpreter(
                 model_path=self._path, threads=threads or default_threads()
             )
         except FerEdgeError as exc:
@@ -167,6 +218,14 @@ class LiteYuNet:
         else:
             self._batch.fill(0.0)  # a smaller frame of the same padded size: clear its padding
         self._size = (int(size[0]), int(size[1]))
+
+    def macs(self) -> float | None:
+        """Return the network's MACs per frame at the current input size (``None``: unknown)."""
+        if self._macs_per_pixel == _UNCOUNTED:
+            self._macs_per_pixel = macs_per_pixel(self._runtime, self._path)
+        if self._macs_per_pixel is None:
+            return None
+        return self._macs_per_pixel * self._padded[0] * self._padded[1]
 
     def _match_outputs(self, width: int, height: int) -> list[tuple[str, int]]:
         # The converter may reorder outputs; their shapes tell them apart.

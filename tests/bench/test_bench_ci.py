@@ -29,6 +29,9 @@ def test_ci_script_benches_fresh_models_within_its_floors(tmp_path):
     assert int8["accuracy"] >= 0.6 and int8["vs_float"]["agreement"] >= 0.9
     assert "x invoke" in out.stdout  # the table was printed
     scene = json.loads((tmp_path / "scene.json").read_text())
-    assert [s["setting"] for s in scene["scores"]] == ["haar", "default"]
+    assert [s["setting"] for s in scene["scores"]] == ["haar", "full", "default"]
     assert all(s["shown"] > 0 and s["frames"] > 0 for s in scene["scores"])
+    full, tracked = scene["scores"][1:]
+    assert tracked["passes"][1] > 0 and tracked["passes"][0] < full["passes"][0]
+    assert tracked["macs_per_frame"] < 0.5 * full["macs_per_frame"]
     assert "right on found" in out.stdout

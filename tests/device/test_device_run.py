@@ -413,3 +413,32 @@ def test_photos_of_a_folder_are_not_smoothed_into_each_other(tmp_path, tiny_tfli
     assert a["scores"] != b["scores"]  # the two photos do classify differently
     assert b["scores"] == pytest.approx(single["faces"][0]["scores"], abs=1e-6)
     assert a["id"] != b["id"]  # a new photo, a new face
+
+
+def test_the_summary_splits_detection_work_by_kind_of_pass(two_face_video, tmp_path):
+    """Tracking on (the default) and off, the same video: ROI passes replace full ones."""
+    from ..conftest import run_cli
+
+    costs = {}
+    for every in ("10", "1"):
+        summary = tmp_path / f"every{every}.json"
+        result = run_cli(
+            "run", "-s", two_face_video, "--threads", "1", "--detect-every", every,
+            "--summary", summary, "--jsonl", tmp_path / f"every{every}.jsonl",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "detection (" in result.output and "ROI" in result.output
+        costs[every] = json.loads(summary.read_text())["detection"]
+    tracked, full = costs["10"], costs["1"]
+    assert full["frames"] == tracked["frames"] == 24
+    assert full["full"]["count"] == 24 and full["roi"]["count"] == 0
+    assert full["macs_per_frame"] == 258168000  # 640x480 YuNet, counted from its graph
+    assert 0 < tracked["full"]["count"] < 24 and tracked["roi"]["count"] > 0
+    assert tracked["macs_per_frame"] < 0.6 * full["macs_per_frame"]
+    faces = {
+        every: [
+            len(json.loads(line)["faces"]) for line in (tmp_path / f"every{every}.jsonl").open()
+        ]
+        for every in costs
+    }
+    assert faces["10"] == faces["1"]  # every face of every frame still found
