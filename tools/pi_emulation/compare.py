@@ -185,8 +185,8 @@ def table(runs: list[PlatformRun], verdicts: dict[str, str]) -> str:
     """Return the runs as a Markdown table (fps and ms: emulated or x86, not Pi, speeds)."""
     rows = [
         "| check | platform | runtime | frames | faces | box diff px (allowed), min IoU "
-        "| label agreement | max prob diff (allowed) | fps | classify ms/face | detect ms/frame "
-        "| wall s | verdict |",
+        "| label agreement | prob diff max (allowed), mean (allowed) | fps | classify ms/face "
+        "| detect ms/frame | wall s | verdict |",
         "|" + "---|" * 13,
     ]
     for run in runs:
@@ -202,7 +202,10 @@ def table(runs: list[PlatformRun], verdicts: dict[str, str]) -> str:
             if c.box_mismatches:
                 boxes += f", {c.box_mismatches} frames off"
             agree = f"{c.label_matches}/{c.paired} ({c.label_agreement:.1%})"
-            diff = f"{c.max_prob_diff:.4f} ({c.prob_tolerance:.4f})"
+            diff = (
+                f"{c.max_prob_diff:.4f} ({c.prob_tolerance:.4f}), "
+                f"{c.mean_prob_diff:.5f} ({c.mean_tolerance:.5f})"
+            )
         stages = s["stages"]
         rows.append(
             f"| {where} | {s['runtime']} | {s['frames']} | {s['faces']} | {boxes} | {agree} "
