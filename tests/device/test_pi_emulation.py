@@ -39,6 +39,7 @@ def load(name):
 
 agreement = load("agreement")
 compare = load("compare")
+DEFAULTS = agreement.DEFAULTS
 
 
 def face(box, probs):
@@ -95,7 +96,51 @@ def test_label_agreement_needs_95_percent():
 def test_shifted_boxes_are_reported_and_still_paired():
     result = agreement.compare_runs(run_of([1, 2]), run_of([1, 2], shift=3), STEP)
     assert (result.box_mismatches, result.max_box_shift, result.paired) == (2, 3, 2)
-    assert result.problems == ("boxes differ in 2 frames (up to 3 px)",)
+    assert result.min_iou == pytest.approx(97 / 103)
+    assert result.problems == ("boxes differ in 2 frames (up to 3 px, allowed 0)",)
+
+
+def test_default_pipeline_tolerance_allows_2_px_and_24_steps_but_no_more():
+    reference = run_of([3, 4, 5, 6] * 5)
+    assert agreement.compare_runs(reference, run_of([3, 4, 5, 6] * 5, 2), STEP, DEFAULTS).ok
+    shifted = agreement.compare_runs(reference, run_of([3, 4, 5, 6] * 5, 3), STEP, DEFAULTS)
+    assert shifted.problems == ("boxes differ in 20 frames (up to 3 px, allowed 2)",)
+    for steps, ok in ((24, True), (25, False)):
+        candidate = json.loads(json.dumps(reference))
+        scores = candidate[1]["faces"][0]["scores"]
+        scores["sad"] = round(scores["sad"] + steps * STEP, 4)
+        result = agreement.compare_runs(reference, candidate, STEP, DEFAULTS)
+        assert result.ok is ok, result.problems
+    assert result.problems == ("probabilities differ by up to 0.0977, allowed 0.0939",)
+
+
+def test_default_pipeline_tolerance_fails_many_small_differences():
+    """Every face two steps off: within the largest difference allowed, not the mean."""
+    reference = run_of([3, 4, 5, 6] * 5)
+    candidate = json.loads(json.dumps(reference))
+    for record in candidate:
+        for name, p in record["faces"][0]["scores"].items():
+            record["faces"][0]["scores"][name] = round(p + 2 * STEP, 4)
+    result = agreement.compare_runs(reference, candidate, STEP, DEFAULTS)
+    assert result.mean_prob_diff == pytest.approx(2 * STEP, abs=1e-4)
+    assert result.problems == ("probabilities differ by 0.0078 on average, allowed 0.0040",)
+
+
+def test_faces_pair_by_box_not_by_order():
+    two = [face([10, 20, 100, 100], probs_for(1)), face([200, 20, 100, 100], probs_for(5))]
+    reference = [{"frame": 0, "t": 0.0, "faces": two}]
+    swapped = [{"frame": 0, "t": 0.0, "faces": two[::-1]}]
+    result = agreement.compare_runs(reference, swapped, STEP)
+    assert result.ok and (result.paired, result.label_matches) == (2, 2)
+
+
+def test_a_face_found_on_one_platform_only_fails_even_when_the_rest_agree():
+    reference = run_of([1, 2, 3, 4])
+    candidate = json.loads(json.dumps(reference))
+    candidate[2]["faces"].append(face([300, 200, 80, 80], probs_for(6)))
+    result = agreement.compare_runs(reference, candidate, STEP, DEFAULTS)
+    assert result.box_mismatches == 1
+    assert "5 faces (4 paired), reference has 4" in result.problems
 
 
 def test_missing_frames_and_faces_fail():
@@ -136,6 +181,7 @@ def test_bad_jsonl_line_is_named(tmp_path):
 def platform_run(returncode=0, runtime="tflite_runtime 2.14.0", comparison=None):
     summary = {"runtime": runtime} if returncode == 0 else None
     run = compare.PlatformRun("pi", "tflite", returncode, 1.0, summary, comparison=comparison)
+    assert run.name == "pi-tflite-defaults"
     if returncode:
         run.error = "Segmentation fault"
     return run
@@ -162,8 +208,38 @@ def test_table_keeps_columns_for_a_crashed_run():
     run = platform_run(-11)
     text = compare.table([run], {run.name: compare.verdict(run, True)})
     header, rule, row = text.splitlines()
-    assert header.count("|") == rule.count("|") == row.count("|") == 13
+    assert header.count("|") == rule.count("|") == row.count("|") == 14
     assert "crashed with SIGSEGV (allowed)" in row
+
+
+@pytest.fixture(scope="module")
+def default_runs(tmp_path_factory):
+    """The defaults check's video run through x86 fer-edge run: as is, and with each change."""
+    inputs = load("inputs")
+    out = tmp_path_factory.mktemp("defaults")
+    video = out / "defaults.avi"
+    inputs.make_default_video(video, None, frames=20)
+    variants = {"defaults": (), "crop both": ("--crop", "both"), "no tta": ("--tta", "none")}
+    runs = {}
+    for name, extra in variants.items():
+        jsonl = out / f"{name.replace(' ', '-')}.jsonl"
+        command = [sys.executable, "-m", "fer_edge", "run", "-m", "default", "-s", str(video)]
+        subprocess.run([*command, *extra, "--jsonl", str(jsonl)], check=True, capture_output=True)
+        runs[name] = agreement.read_jsonl(jsonl)
+    return runs
+
+
+def test_default_pipeline_tolerance_catches_a_changed_crop_or_tta(default_runs):
+    step = compare.output_step(compare.DEFAULT_MODEL)
+    reference = default_runs["defaults"]
+    assert sum(len(r["faces"]) for r in reference) >= 20  # the detector finds the faces
+    assert agreement.compare_runs(reference, reference, step, DEFAULTS).ok
+    for name in ("crop both", "no tta"):
+        result = agreement.compare_runs(reference, default_runs[name], step, DEFAULTS)
+        assert result.box_mismatches == 0  # same detector: only the classification moved
+        assert result.problems and all(
+            p.startswith("probabilities differ") for p in result.problems
+        )
 
 
 def script(name, *args, cache, **env):
@@ -236,8 +312,13 @@ def test_fer_edge_on_the_emulated_pi_matches_x86(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     emulated = [r for r in report["runs"] if r["platform"] == "pi"]
-    assert {r["profile"] for r in emulated} == {"litert", "tflite"}
+    assert {(r["check"], r["profile"]) for r in emulated} == {
+        (check, profile) for check in ("defaults", "strict") for profile in ("litert", "tflite")
+    }
     for run in emulated:
+        if run["check"] == "defaults" and run["summary"]:
+            assert run["summary"]["detector"] == "yunet"
+            assert run["summary"]["model"] == "default_int8.tflite"
         assert run["verdict"] in ("pass", "crashed with SIGSEGV (allowed)")
         if run["comparison"]:
             assert run["comparison"]["ok"]

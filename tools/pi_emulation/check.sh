@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The emulated Raspberry Pi check, for CI and by hand: build (or reuse) the emulated Pi,
 # install fer-edge the two ways a Pi can, into it and into this machine (install.sh), then run
-# `fer-edge run` with each install on x86 and under emulation over the same video and compare
-# the outputs (compare.py).
+# `fer-edge run` with each install on x86 and under emulation over the same videos and compare
+# the outputs (compare.py): with fer-edge run's defaults (the bundled model, YuNet, the default
+# crop and TTA), then strictly with a tiny model and Haar.
 #
 # Usage: check.sh [--out DIR] [compare.py options...]     (default DIR: runs/pi-emulation)
 # Exit codes: 0 passed, 75 skipped (a package source is unreachable; the reason is printed),

@@ -1,6 +1,6 @@
-"""The inputs of the x86 vs aarch64 comparison: an int8 model and a short video of faces.
+"""The inputs of the x86 vs aarch64 comparison: short videos of faces and a tiny int8 model.
 
-Both are made on the x86 host (training needs TensorFlow, which a Pi never installs) and then
+All are made on the x86 host (training needs TensorFlow, which a Pi never installs) and then
 read by both runs, so any difference in the outputs comes from the platform.
 """
 
@@ -76,6 +76,14 @@ def train_tiny_int8(
     return write_tflite(path, flatbuffer, meta)
 
 
+def astronaut() -> np.ndarray:
+    """Return the astronaut's face, gray."""
+    face = cv2.imread(str(ASTRONAUT), cv2.IMREAD_GRAYSCALE)
+    if face is None:
+        raise FileNotFoundError(ASTRONAUT)
+    return face
+
+
 def face_images(
     fer_root: str | os.PathLike[str] | None = None, fer_count: int = 24
 ) -> list[np.ndarray]:
@@ -88,9 +96,7 @@ def face_images(
         fer_root: a folder of ``<class>/`` face images (e.g. FER2013's val split), or ``None``.
         fer_count: FER faces to take from it.
     """
-    face = cv2.imread(str(ASTRONAUT), cv2.IMREAD_GRAYSCALE)
-    if face is None:
-        raise FileNotFoundError(ASTRONAUT)
+    face = astronaut()
     variants = [
         face,
         cv2.convertScaleAbs(face, alpha=1.0, beta=40),
@@ -105,9 +111,16 @@ def face_images(
 
 
 def make_video(
-    path: str | os.PathLike[str], faces: list[np.ndarray], hold: int = 2, seed: int = 0
+    path: str | os.PathLike[str],
+    faces: list[np.ndarray],
+    hold: int = 2,
+    seed: int = 0,
+    frame_size: tuple[int, int] = (640, 480),
+    face_size: int = 192,
+    per_frame: int = 1,
+    jitter: int = 4,
 ) -> list[tuple[Box, ...]]:
-    """Write a lossless 640x480 FFV1 video showing ``faces`` one at a time.
+    """Write a lossless FFV1 video showing ``faces``, ``per_frame`` at a time.
 
     Lossless matters: the same MJPG or mp4v file decodes to slightly different pixels on x86
     and aarch64 (and across OpenCV versions), which would blur what the comparison measures.
@@ -118,18 +131,64 @@ def make_video(
         faces: gray face images, each shown for ``hold`` frames.
         hold: frames per face.
         seed: placement and drift seed.
+        frame_size: ``(width, height)``.
+        face_size: pasted face side in pixels.
+        per_frame: faces shown together.
+        jitter: most drift per frame, in pixels.
 
     Returns:
         The ground-truth boxes of each frame.
     """
     truth = []
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, frame_size)
     if not writer.isOpened():
         raise RuntimeError(f"{path}: this OpenCV cannot write FFV1 video")
+    frames = compose_frames(
+        faces, frame_size, face_size, per_frame=per_frame, hold=hold, jitter=jitter, seed=seed
+    )
     try:
-        for frame in compose_frames(faces, face_size=192, hold=hold, jitter=4, seed=seed):
+        for frame in frames:
             writer.write(frame.image)
             truth.append(frame.boxes)
     finally:
         writer.release()
     return truth
+
+
+def edited_faces() -> list[np.ndarray]:
+    """Return the astronaut with its mouth edited, which moves the bundled model off "happy".
+
+    The bundled model reads every plain astronaut variant as happy at its top probability,
+    where a change in the pipeline would not show; with the mouth darkened, mirrored upside
+    down, covered or the face inverted, it spreads its probabilities (fear, surprise, neutral)
+    and a changed crop or TTA moves them. YuNet still finds each one.
+    """
+    face = astronaut()
+    height, width = face.shape
+    top, bottom = int(0.65 * height), int(0.9 * height)
+    left, right = int(0.2 * width), int(0.8 * width)
+    dark, covered, flipped = face.copy(), face.copy(), face.copy()
+    dark[top:bottom, left:right] = 30
+    covered[top:bottom, left:right] = int(np.median(face))
+    flipped[int(0.62 * height) : bottom] = cv2.flip(face[int(0.62 * height) : bottom], 0)
+    return [dark, flipped, covered, 255 - face]
+
+
+def make_default_video(
+    path: str | os.PathLike[str], fer_root: str | os.PathLike[str] | None, frames: int = 60
+) -> list[tuple[Box, ...]]:
+    """Write the video for ``fer-edge run``'s defaults: 320x240, two 96 px faces per frame.
+
+    The astronaut variants (:func:`face_images`, :func:`edited_faces`), then FER2013 faces
+    when ``fer_root`` is given (the astronaut ones again and again when not), two at a time,
+    each pair held for two frames: ``frames`` frames and about twice as many faces. QVGA keeps
+    the emulated runs short (qemu runs YuNet, a float network, at about 1 s per 320x240 frame
+    on the 2-core machine, 1.5-3 s per 640x480 one); 96 px faces are twice what the
+    classifier takes (48 px) and above ``--min-face``.
+    """
+    count = frames  # two per frame, each pair held for two frames
+    images = face_images(None) + edited_faces()
+    if fer_root is not None:
+        images += sample_faces(fer_root, max(0, count - len(images)))[0]
+    images = [images[i % len(images)] for i in range(count)]
+    return make_video(path, images, frame_size=(320, 240), face_size=96, per_frame=2, jitter=2)
