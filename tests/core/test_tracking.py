@@ -185,3 +185,22 @@ def test_detect_every_1_is_a_full_frame_pass_every_frame(face, scene):
     assert (cost.full.count, cost.roi.count, cost.check_seconds) == (6, 0, 0.0)
     assert cost.triggers == {"start": 1, "periodic": 5, "lost": 0, "change": 0}
     assert "full frame every frame" in cost.describe()
+
+
+def test_a_face_sliding_in_from_the_edge_is_reported_within_a_frame_of_a_full_pass(face, scene):
+    """The common entrance: a face moves into view from the side, 10 px per frame."""
+    frames = []
+    for i in range(30):
+        image = scene.copy()
+        x = -150 + 10 * i
+        if x + 150 > 0:
+            visible = face[:, max(0, -x) :]
+            image[160:310, max(0, x) : x + 150] = cv2.cvtColor(visible, cv2.COLOR_GRAY2BGR)
+        frames.append(image)
+    full = make_detector("yunet", threads=1)
+    first = next(i for i, image in enumerate(frames) if full.detect(image))
+    tracker = make_detector("yunet", threads=1, detect_every=30)
+    found = [bool(tracker.detect(image)) for image in frames]
+    reported = found.index(True)
+    assert first > 0 and reported <= first + 1
+    assert all(found[reported:])  # once found, followed to the end
