@@ -12,6 +12,7 @@ from fer_edge.bench.facevideo import sample_faces
 from fer_edge.bench.scene import (
     SceneBenchOptions,
     bench_scene,
+    count_id_switches,
     nested_count,
     parse_setting,
 )
@@ -53,9 +54,20 @@ def test_settings_parse():
     onnx = parse_setting("default:model=onnx").overrides["detector_model"]
     assert onnx.suffix == ".onnx" and onnx.is_file()
     assert parse_setting("default:model=my.tflite").overrides["detector_model"].name == "my.tflite"
+    assert parse_setting("full").overrides == {"detect_every": 1}
+    assert parse_setting("default:every=5:roi=96").overrides == {"detect_every": 5, "roi": 96}
     for bad in ("mtcnn", "default:zoom=2", "default:margin=wide", "default:width"):
         with pytest.raises(FerEdgeError, match="--settings"):
             parse_setting(bad)
+
+
+def test_id_switches_by_hand():
+    # Face 0 keeps id 1, is missed a frame (no switch), then comes back as id 3: one switch.
+    # Face 1 appears with id 2 and keeps it; a face seen once never switches.
+    frames = [{0: 1}, {0: 1, 1: 2}, {1: 2}, {0: 3, 1: 2}, {0: 3}, {2: 4}]
+    assert count_id_switches(frames) == 1
+    assert count_id_switches([{0: 1}, {0: 2}, {0: 1}]) == 2
+    assert count_id_switches([]) == 0
 
 
 def test_nested_count_by_hand():
@@ -172,3 +184,21 @@ def test_val_scene_with_the_bundled_model(fer2013_root):
     assert score.shown == 120 and score.crop_correct > 0
     assert score.found_rate >= 0.85 and score.nested == 0 and score.false_per_100 <= 3.0
     assert score.kept >= 0.75
+
+
+def test_a_long_hold_fits_where_a_short_one_does():
+    """Three 144 px faces held 60 frames fit 640x480 and drift at most 6 px a frame, turning
+    back at the edge of their room instead of walking off."""
+    from fer_edge.bench.facevideo import _cells, compose_frames
+
+    face = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
+    frames = list(compose_frames([face] * 3, face_size=144, per_frame=3, hold=60))
+    assert len(frames) == 60
+    cells = _cells(640, 480, 3)  # 2x2 cells of 320x240
+    for before, after in zip(frames, frames[1:], strict=False):
+        pairs = zip(before.boxes, after.boxes, strict=True)
+        for (a, b), (cx, cy, cw, ch) in zip(pairs, cells, strict=True):
+            assert abs(a.x - b.x) <= 6 and abs(a.y - b.y) <= 6
+            assert cx <= b.x <= cx + cw - 144 and cy <= b.y <= cy + ch - 144
+    xs = {box.x for frame in frames for box in frame.boxes[:1]}
+    assert len(xs) > 5  # it does drift
