@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -56,6 +56,8 @@ DEFAULT_DETECT_EVERY = 10
 #:
 #: A tracked face far smaller than the full pass saw it scores lower and is lost (160 px at
 #: scale 2.0, the face at 80 px: 2,364 with three faces); a tighter square keeps it larger.
+#: (Measured before changed places were followed; the defaults as they are now: the tracking
+#: section of benchmarks/README.md.)
 DEFAULT_ROI_SIZE = 128
 #: ROI side as a multiple of the tracked box's longer side: room for the face to move by 0.2
 #: of its size between two frames (29 px for a 144 px face); a faster face is lost and found
@@ -69,7 +71,7 @@ OWN_CHANGE_SCALE = 2.5
 #: reaching into the region is not taken for the first).
 ROI_MATCH_IOU = 0.2
 #: The change thumbnail is the frame scaled down by this factor (each thumbnail pixel averages
-#: 8x8 frame pixels, which keeps camera noise far below :data:`MOTION_LEVEL`).
+#: 16 of its 64 frame pixels, which keeps camera noise far below :data:`MOTION_LEVEL`).
 MOTION_SCALE = 8
 #: A thumbnail pixel changed when its gray level moved by at least this much.
 MOTION_LEVEL = 16
@@ -80,21 +82,13 @@ _LOOKED_KERNEL = np.ones((7, 7), np.uint8)
 MAX_CANDIDATES = 3
 #: Side of the square looked at around such a place, as a multiple of the change's extent.
 #: The change already spans the face and its movement; a tight square keeps the face large in
-#: the ROI image. On faces sliding in and out at 6-16 px per frame (2,116 shown at least 75%;
+#: the ROI image. On faces sliding in and out at 6-15 px per frame (2,116 shown at least 75%;
 #: a full pass every frame found 1,873): 1.25 found 1,851, 1.0 1,858, 0.9 1,869.
 CANDIDATE_SCALE = 0.9
 #: Changed thumbnail pixels this close (one pixel apart) are one changed place.
 _JOIN_KERNEL = np.ones((3, 3), np.uint8)
 #: Why a full-frame pass ran (the summary counts each).
 TRIGGERS: tuple[str, ...] = ("start", "periodic", "lost", "change")
-
-
-class _Costed(Protocol):
-    """A detector that can say how many MACs its last :meth:`detect` took."""
-
-    def last_macs(self) -> float | None:
-        """MACs of the last call, or ``None`` when unknown."""
-        ...
 
 
 def detector_macs(detector: Any) -> float | None:
