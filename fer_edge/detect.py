@@ -185,7 +185,8 @@ class FaceDetector(Protocol):
         ...
 
 
-def _largest_first(boxes: list[Box]) -> list[Box]:
+def largest_first(boxes: list[Box]) -> list[Box]:
+    """Return ``boxes`` largest first (then left to right, top to bottom: a stable order)."""
     return sorted(boxes, key=lambda b: (-b.area, b.x, b.y))
 
 
@@ -229,7 +230,7 @@ class HaarDetector:
         )
         height, width = frame.shape[:2]
         boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in rects]
-        return _largest_first([box.clipped(width, height) for box in boxes])
+        return largest_first([box.clipped(width, height) for box in boxes])
 
 
 class YuNetDetector:
@@ -321,7 +322,7 @@ class YuNetDetector:
             ).clipped(width, height)
             if box.area and max(box.w, box.h) >= self.min_face:
                 boxes.append(box)
-        return _largest_first(boxes)
+        return largest_first(boxes)
 
 
 class DownscaledDetector:
@@ -431,7 +432,7 @@ class CleanDetector(WrappedDetector):
         """Return the cleaned face boxes in ``frame``'s pixels, largest first."""
         floor = self.min_face_fraction * min(frame.shape[:2])
         boxes = [b for b in self.inner.detect(frame) if max(b.w, b.h) >= floor]
-        return _largest_first(suppress_duplicates(boxes, self.iou_threshold, self.nested))
+        return largest_first(suppress_duplicates(boxes, self.iou_threshold, self.nested))
 
 
 def make_detector(

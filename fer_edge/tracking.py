@@ -34,7 +34,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fer_edge.detect import Box, FaceDetector, WrappedDetector, suppress_duplicates
+from fer_edge.detect import (
+    Box,
+    FaceDetector,
+    WrappedDetector,
+    largest_first,
+    suppress_duplicates,
+)
 from fer_edge.errors import FerEdgeError
 
 #: Frames between full-frame passes (1: every frame, tracking off).
@@ -303,7 +309,7 @@ class TrackingDetector(WrappedDetector):
                 self._candidates.remove(region)
                 boxes.append(box)
         self._since_full += 1
-        self._tracks = sorted(suppress_duplicates(boxes), key=lambda b: (-b.area, b.x, b.y))
+        self._tracks = largest_first(suppress_duplicates(boxes))
         return list(self._tracks)
 
     def _full(self, frame: np.ndarray, why: str) -> list[Box]:
@@ -319,7 +325,7 @@ class TrackingDetector(WrappedDetector):
                     kept = self._roi_pass(frame, track, self.roi_scale, track, 0.0)
                     if kept is not None:
                         boxes = [*boxes, kept]
-            boxes = sorted(suppress_duplicates(boxes), key=lambda b: (-b.area, b.x, b.y))
+            boxes = largest_first(suppress_duplicates(boxes))
         if why != "change":
             # The whole frame was looked at anew.
             self._looked = np.zeros_like(self._looked)
@@ -340,9 +346,7 @@ class TrackingDetector(WrappedDetector):
         """
         s = MOTION_SCALE
         changed = changed.copy()
-        for box in faces:  # what changed around a face found is the face's own
-            x0, y0, x1, y1 = roi_square(box, OWN_CHANGE_SCALE, width, height)
-            changed[y0 // s : -(-y1 // s), x0 // s : -(-x1 // s)] = False
+        _clear_own_change(changed, faces, width, height)  # what changed there is theirs
         # Joined across small gaps: a moving face changes along its edges and features.
         joined = cv2.dilate(changed.astype(np.uint8), _JOIN_KERNEL)
         count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -375,12 +379,8 @@ class TrackingDetector(WrappedDetector):
             self._looked = np.zeros(thumb.shape[:2], bool)
             return np.ones(thumb.shape[:2], bool), None
         moved = cv2.absdiff(thumb, previous) >= MOTION_LEVEL
-        for track in self._tracks:
-            # What changes around a face (it moving, its hair, neck and shoulders) is its own
-            # business: the ROI pass follows it.
-            x0, y0, x1, y1 = roi_square(track, OWN_CHANGE_SCALE, width, height)
-            s = MOTION_SCALE
-            moved[y0 // s : -(-y1 // s), x0 // s : -(-x1 // s)] = False
+        # What changes around a tracked face is its own business: the ROI pass follows it.
+        _clear_own_change(moved, self._tracks, width, height)
         # A change the size of a quarter of the smallest face (in thumbnail pixels) or more.
         least = max(4, round((self.min_face / MOTION_SCALE) ** 2 / 4))
         fresh, seen = moved & ~self._looked, moved & self._looked
@@ -433,6 +433,18 @@ class TrackingDetector(WrappedDetector):
                 best, best_key = box, key
         self.cost.roi.add(time.perf_counter() - t0, detector_macs(self.roi_detector))
         return best
+
+
+def _clear_own_change(mask: np.ndarray, faces: list[Box], width: int, height: int) -> None:
+    """Clear, in a change thumbnail, the square :data:`OWN_CHANGE_SCALE` times each face.
+
+    What changes there (the face moving, its hair, neck and shoulders) is the face's own,
+    not a new face.
+    """
+    s = MOTION_SCALE
+    for face in faces:
+        x0, y0, x1, y1 = roi_square(face, OWN_CHANGE_SCALE, width, height)
+        mask[y0 // s : -(-y1 // s), x0 // s : -(-x1 // s)] = False
 
 
 def _from_roi(box: Box, scale: float, x0: int, y0: int) -> Box:
